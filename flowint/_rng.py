@@ -14,7 +14,9 @@ __all__ = ["SeedLike", "make_generator", "numpy_rng"]
 SeedLike = int | torch.Generator | np.random.Generator | None
 
 
-def make_generator(seed: SeedLike = None, device: torch.device | str | None = None) -> torch.Generator:
+def make_generator(
+    seed: SeedLike = None, device: torch.device | str | None = None
+) -> torch.Generator:
     """Return a ``torch.Generator`` on ``device`` built from ``seed``.
 
     Arguments:
@@ -41,7 +43,9 @@ def make_generator(seed: SeedLike = None, device: torch.device | str | None = No
     elif isinstance(seed, np.random.Generator):
         seed = int(seed.integers(0, 2**62))
     elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be None, an int, or a torch/numpy Generator, got {type(seed)!r}")
+        raise TypeError(
+            f"seed must be None, an int, or a torch/numpy Generator, got {type(seed)!r}"
+        )
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     gen.manual_seed(int(seed))

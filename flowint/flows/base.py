@@ -246,7 +246,9 @@ class Flow(nn.Module):
         self.dim = base.dim
         for t in transforms:
             if t.dim != self.dim:
-                raise ValueError(f"bijection {t.__class__.__name__} has dim {t.dim}, flow {self.dim}")
+                raise ValueError(
+                    f"bijection {t.__class__.__name__} has dim {t.dim}, flow {self.dim}"
+                )
         self.transforms = nn.ModuleList(transforms)
         self.config = dict(config) if config is not None else None
         # A buffer that carries the flow's dtype and device even when it has no parameters.
