@@ -1,0 +1,495 @@
+"""The adaptive importance-sampling integrator.
+
+The loop (lecture notes §1, the law of the unconscious statistician): draw ``x ~ q`` from the
+flow, evaluate ``f`` once, record the iteration's estimate ``mean(f/q)``, and take gradient
+steps that move ``q`` towards ``|f|/I`` (see :mod:`flowint.losses`); a few cheap VEGAS-style
+refinements of the per-axis grid come first. Training estimates are kept as history only. The
+final number comes from fresh samples of the frozen flow, so its error is the plain standard
+error of i.i.d. weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._rng import SeedLike, make_generator
+from .flows import Flow, PerAxisGrid, make_flow
+from .integrand import Integrand, parse_bounds
+from .losses import LOSSES, surrogate_loss
+from .result import IterationRecord, Result
+from .stats import combine_final, weight_diagnostics
+
+__all__ = ["Integrator", "integrate", "DEFAULTS"]
+
+#: Settings of :class:`Integrator` and their defaults (all keyword-only).
+DEFAULTS: dict[str, Any] = {
+    "flow": "rqs",          # "rqs" | "pwq" | "pwl" | a Flow on the unit cube
+    "flow_options": None,   # extra keyword arguments of make_flow (hidden, depth, bins, ...)
+    "loss": "variance",     # "variance" | "kl" | "hellinger" | "jeffreys"
+    "lr": 3e-3,             # Adam learning rate (cosine-decayed to lr/10 over training)
+    "batch_size": None,     # points per iteration (None: from dim and budget)
+    "steps_per_batch": 4,   # gradient steps that re-use each evaluated batch
+    "warmup": 4,            # VEGAS-style refinements of the per-axis grid before training
+    "grid_alpha": 0.5,      # damping exponent of those refinements
+    "train_fraction": 0.8,  # most of the budget training may take when it keeps improving
+    "patience": 8,          # iterations without improvement of the per-sample variance
+    "train_on": "norm",     # vector integrands: "norm" or a component index
+    "dtype": torch.float32,  # training dtype of the flow
+    "estimate_dtype": torch.float64,  # dtype of the frozen flow in the final estimate
+    "device": None,         # torch device (default CPU)
+    "seed": None,           # int or generator; the only source of randomness
+    "max_batch": None,      # most points per call of f
+    "nan_policy": "raise",  # "raise" | "drop" non-finite values of f
+    "backend": None,        # "torch" | "numpy" | None (detect)
+    "vectorized": True,     # False: f takes one point and returns a number
+    "executor": None,       # concurrent.futures-like executor for evaluating f
+    "progress": None,       # tqdm bar: None = only when stderr is a terminal
+}
+
+
+class Integrator:
+    """Adaptive flow-based importance sampling on a box, keeping its state between calls.
+
+    Arguments:
+        dim: number of dimensions.
+        bounds: the box, ``None`` for the unit cube, ``(lo, hi)`` for every axis or one pair
+            per axis.
+        **settings: see :data:`DEFAULTS` for names, meanings and defaults.
+
+    Example:
+        >>> integ = Integrator(2, seed=1)
+        >>> integ.train(lambda x: torch.exp(-((x - 0.5) ** 2).sum(-1) / 0.01), 50_000)
+        >>> result = integ.estimate(lambda x: ..., 20_000)
+    """
+
+    def __init__(self, dim: int, bounds: Any = None, **settings: Any):
+        unknown = set(settings) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+        self.dim = dim
+        self.bounds = bounds
+        parse_bounds(bounds, dim)  # validate early
+        self.settings = {**DEFAULTS, **settings}
+        s = self.settings
+        if s["loss"] not in LOSSES:
+            raise ValueError(f"unknown loss {s['loss']!r}; choose one of {sorted(LOSSES)}")
+        for key in ("steps_per_batch", "warmup", "patience"):
+            if int(s[key]) < 0:
+                raise ValueError(f"{key} must be >= 0, got {s[key]}")
+        if not 0.0 < float(s["train_fraction"]) < 1.0:
+            raise ValueError("train_fraction must be in (0, 1)")
+        self.device = torch.device(s["device"] or "cpu")
+        self.generator = make_generator(s["seed"], self.device)
+        self.flow = self._build_flow(s["flow"])
+        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=float(s["lr"]))
+        self.history: list[IterationRecord] = []
+        self.n_evals = 0
+        self.n_dropped = 0
+        self._warmed = 0
+        self._integrands: dict[int, Integrand] = {}
+
+    # ---------------------------------------------------------------- construction
+    def _build_flow(self, spec: str | Flow) -> Flow:
+        s = self.settings
+        if isinstance(spec, Flow):
+            if spec.dim != self.dim:
+                raise ValueError(f"flow has dim {spec.dim}, integrator {self.dim}")
+            if spec.base.support != "cube":
+                raise ValueError("the integrator needs a flow on the unit cube (UniformBase)")
+            return spec.to(device=self.device, dtype=s["dtype"])
+        if not isinstance(spec, str):
+            raise TypeError(f"flow must be a kind name or a Flow, got {type(spec).__name__}")
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator, device=self.device))
+        options = dict(s["flow_options"] or {})
+        return make_flow(self.dim, spec, seed=seed, dtype=s["dtype"], device=self.device,
+                         **options)
+
+    def wrap(self, f: Callable | Integrand) -> Integrand:
+        """The :class:`Integrand` used for ``f`` (cached, so backend detection happens once)."""
+        if isinstance(f, Integrand):
+            return f
+        key = id(f)
+        cached = self._integrands.get(key)
+        if cached is None or cached.f is not f:
+            s = self.settings
+            cached = Integrand(f, self.dim, self.bounds, backend=s["backend"],
+                               vectorized=s["vectorized"], max_batch=s["max_batch"],
+                               nan_policy=s["nan_policy"], executor=s["executor"])
+            self._integrands[key] = cached
+        return cached
+
+    def batch_size(self, budget: int | None = None) -> int:
+        """Points per iteration: the setting, else grows with ``dim``, capped by the budget."""
+        if self.settings["batch_size"] is not None:
+            return max(1, int(self.settings["batch_size"]))
+        n = min(20_000, 2_000 * max(2, self.dim))
+        if budget is not None:
+            n = min(n, max(100, budget // 30))
+        return n
+
+    # ---------------------------------------------------------------- one iteration
+    def _draw(self, flow: Flow, n: int) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            u, log_q = flow.sample(n, seed=self.generator)
+        return u, log_q.to(torch.float64)
+
+    def _evaluate(self, integrand: Integrand, u: Tensor) -> Tensor:
+        before = integrand.n_dropped
+        fx = integrand(u)
+        self.n_evals += u.shape[0]
+        self.n_dropped += integrand.n_dropped - before
+        return fx
+
+    def _target(self, fx: Tensor) -> Tensor:
+        """The non-negative function the flow is trained on (``|f|`` or a norm)."""
+        if fx.ndim == 1:
+            return fx.abs()
+        spec = self.settings["train_on"]
+        if spec == "norm":
+            return fx.norm(dim=-1)
+        return fx[:, int(spec)].abs()
+
+    def _record(self, phase: str, fx: Tensor, log_q: Tensor, t0: float, loss: float = math.nan,
+                lr: float = math.nan) -> IterationRecord:
+        w = (fx if fx.ndim == 1 else fx[:, 0]) * torch.exp(-log_q)
+        n = w.shape[0]
+        mean = float(w.mean())
+        std = float(w.std()) if n > 1 else math.inf
+        rel = std / abs(mean) if mean != 0 else (0.0 if std == 0 else math.inf)
+        rec = IterationRecord(phase, n, mean, std / math.sqrt(n), rel, loss, lr,
+                              time.perf_counter() - t0)
+        self.history.append(rec)
+        return rec
+
+    def _warmup_step(self, integrand: Integrand, n: int) -> IterationRecord:
+        t0 = time.perf_counter()
+        u, log_q = self._draw(self.flow, n)
+        fx = self._evaluate(integrand, u)
+        grid = self.flow.transforms[-1]
+        if isinstance(grid, PerAxisGrid):
+            wt = (self._target(fx) * torch.exp(-log_q)) ** 2
+            grid.adapt(u, wt, alpha=float(self.settings["grid_alpha"]))
+        self._warmed += 1
+        return self._record("warmup", fx, log_q, t0)
+
+    def _train_step(self, integrand: Integrand, n: int, lr: float) -> IterationRecord:
+        t0 = time.perf_counter()
+        u, log_q0 = self._draw(self.flow, n)
+        fx = self._evaluate(integrand, u)
+        target = self._target(fx)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        value = math.nan
+        if float(target.sum()) > 0:
+            good = {k: v.clone() for k, v in self.flow.state_dict().items()}
+            for _ in range(int(self.settings["steps_per_batch"])):
+                log_q = self.flow.log_prob(u)
+                loss, val = surrogate_loss(self.settings["loss"], target, log_q, log_q0)
+                if not torch.isfinite(loss):
+                    self._roll_back(good)
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.flow.parameters(), 10.0)
+                self.optimizer.step()
+                value = float(val)
+            if not all(torch.isfinite(p).all() for p in self.flow.parameters()):
+                self._roll_back(good)
+        return self._record("train", fx, log_q0, t0, value, lr)
+
+    def _roll_back(self, good: dict[str, Tensor]) -> None:
+        """Restore the last good parameters and halve the learning rate (NaN safety)."""
+        self.flow.load_state_dict(good)
+        self.optimizer.state.clear()
+        self.settings["lr"] = float(self.settings["lr"]) * 0.5
+        warnings.warn("non-finite loss during training: rolled back and halved the learning "
+                      "rate", RuntimeWarning, stacklevel=3)
+
+    # ---------------------------------------------------------------- public API
+    def train(
+        self, f: Callable, n_evals: int, *, early_stop: bool = False
+    ) -> list[IterationRecord]:
+        """Train the flow with (about) ``n_evals`` integrand evaluations.
+
+        Arguments:
+            f: the integrand.
+            n_evals: evaluations to spend (whole iterations; the last one may be smaller).
+            early_stop: stop as soon as the per-sample variance stops improving.
+
+        Returns:
+            The records of the iterations run by this call.
+        """
+        n_evals = _check_count(n_evals, "n_evals")
+        integrand = self.wrap(f)
+        batch = self.batch_size(n_evals)
+        start = len(self.history)
+        n_iter = max(1, math.ceil(n_evals / batch))
+        lr0 = float(self.settings["lr"])
+        spent = 0
+        with _progress(self.settings["progress"], n_evals, "training") as bar:
+            for it in range(n_iter):
+                n = min(batch, n_evals - spent)
+                if n <= 0:
+                    break
+                if self._warmed < int(self.settings["warmup"]):
+                    self._warmup_step(integrand, n)
+                else:
+                    lr = lr0 * (0.55 + 0.45 * math.cos(math.pi * it / n_iter))
+                    self._train_step(integrand, n, lr)
+                spent += n
+                bar.update(n)
+                if early_stop and self._converged():
+                    break
+        self.settings["lr"] = lr0 if math.isfinite(lr0) else self.settings["lr"]
+        return self.history[start:]
+
+    def _converged(self) -> bool:
+        """Whether the per-sample variance has not improved for ``patience`` iterations."""
+        rels = [r.rel_std for r in self.history if r.phase == "train"]
+        p = int(self.settings["patience"])
+        if len(rels) < 2 * p or p == 0:
+            return False
+        window = 3
+        smooth = [sorted(rels[i - window:i])[window // 2] for i in range(window, len(rels) + 1)]
+        best_before = min(smooth[:-p])
+        return min(smooth[-p:]) > 0.98 * best_before
+
+    def frozen_flow(self) -> Flow:
+        """A copy of the current flow in ``estimate_dtype`` (what the final estimate samples)."""
+        flow = copy.deepcopy(self.flow).to(self.settings["estimate_dtype"])
+        flow.requires_grad_(False)
+        return flow
+
+    def estimate(self, f: Callable, n_evals: int, *, rtol: float | None = None,
+                 atol: float | None = None) -> Result:
+        """Estimate the integral from fresh samples of the frozen flow.
+
+        Arguments:
+            f: the integrand.
+            n_evals: most evaluations to spend.
+            rtol: stop once ``sdev <= rtol * |mean|``.
+            atol: stop once ``sdev <= atol``.
+
+        Returns:
+            A :class:`Result` built from this call's samples only.
+        """
+        n_evals = _check_count(n_evals, "n_evals")
+        return self._estimate(self.wrap(f), n_evals, rtol, atol, time.perf_counter(),
+                              self.n_evals)
+
+    def _estimate(self, integrand: Integrand, n_evals: int, rtol: float | None,
+                  atol: float | None, t_start: float, evals_before: int) -> Result:
+        flow = self.frozen_flow()
+        batch = self.batch_size(n_evals)
+        first = len(self.history)
+        weights: list[Tensor] = []
+        spent = 0
+        with _progress(self.settings["progress"], n_evals, "estimate") as bar:
+            while spent < n_evals:
+                t0 = time.perf_counter()
+                n = min(batch, n_evals - spent)
+                u, log_q = self._draw(flow, n)
+                fx = self._evaluate(integrand, u)
+                w = fx * torch.exp(-log_q).unsqueeze(-1) if fx.ndim == 2 else fx * torch.exp(-log_q)
+                weights.append(w)
+                self._record("final", fx, log_q, t0)
+                spent += n
+                bar.update(n)
+                if _target_met(torch.cat(weights), rtol, atol):
+                    break
+        records = self.history[first:]
+        w_all = torch.cat(weights)
+        mean, sdev, chi2, dof, q_value, comps, cov = combine_final(records, w_all)
+        diag = weight_diagnostics(w_all if w_all.ndim == 1 else w_all[:, 0])
+        if mean == 0.0 and sdev == 0.0:
+            diag["warnings"] = diag["warnings"] + (
+                "the integrand was zero at every sampled point; the result is 0 ± 0",)
+        for msg in diag["warnings"]:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        return Result(
+            mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=q_value,
+            n_evals=self.n_evals - evals_before + 0, n_evals_final=int(w_all.shape[0]),
+            rel_std=diag["rel_std"], ess=diag["ess"],
+            unweighting_efficiency=diag["unweighting_efficiency"],
+            max_weight_share=diag["max_weight_share"], history=tuple(self.history),
+            wall_time=time.perf_counter() - t_start, n_dropped=self.n_dropped,
+            warnings=diag["warnings"], components=comps, covariance=cov,
+        )
+
+    def __call__(self, f: Callable, budget: int = 1_000_000, *, rtol: float | None = None,
+                 atol: float | None = None, n_train: int | None = None) -> Result:
+        """Train, then estimate, within ``budget`` evaluations in total (this call).
+
+        Training stops when the per-sample variance stops improving, or after ``n_train``
+        evaluations if given (default cap: ``train_fraction`` of the budget); the rest of the
+        budget goes to the final estimate, which stops early once ``rtol``/``atol`` is met.
+        """
+        budget = _check_count(budget, "budget")
+        integrand = self.wrap(f)
+        batch = self.batch_size(budget)
+        if budget < 2 * batch and n_train is None:
+            raise ValueError(f"budget={budget} is too small: it must allow one training and one "
+                             f"estimation iteration of {batch} points (set batch_size lower)")
+        t_start, evals_before = time.perf_counter(), self.n_evals
+        if n_train is None:
+            self.train(integrand, int(budget * float(self.settings["train_fraction"])),
+                       early_stop=True)
+        elif n_train > 0:
+            self.train(integrand, _check_count(n_train, "n_train"))
+        remaining = budget - (self.n_evals - evals_before)
+        if remaining < 1:
+            raise ValueError(f"budget={budget} leaves nothing for the final estimate after "
+                             f"n_train={n_train}")
+        return self._estimate(integrand, remaining, rtol, atol, t_start, evals_before)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: flow, optimizer, history, counters and RNG state.
+
+        Plain tensors and containers only, so it saves with ``torch.save`` and loads with
+        ``torch.load(..., weights_only=True)``. Settings that are objects (a Flow passed as
+        ``flow``, an executor) are not included: pass them again when rebuilding.
+        """
+        settings = {k: v for k, v in self.settings.items()
+                    if k not in ("executor", "flow", "seed")}
+        settings["dtype"] = str(settings["dtype"]).removeprefix("torch.")
+        settings["estimate_dtype"] = str(settings["estimate_dtype"]).removeprefix("torch.")
+        settings["device"] = None
+        return {
+            "format": "flowint.integrator/1",
+            "dim": self.dim,
+            "bounds": None if self.bounds is None else [list(map(float, b)) for b in
+                                                        _bounds_pairs(self.bounds, self.dim)],
+            "settings": settings,
+            "flow_config": self.flow.config,
+            "flow": {k: v.detach().cpu() for k, v in self.flow.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "history": [list(_record_tuple(r)) for r in self.history],
+            "n_evals": self.n_evals,
+            "n_dropped": self.n_dropped,
+            "warmed": self._warmed,
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (the flow's architecture must match)."""
+        if state.get("format") != "flowint.integrator/1":
+            raise ValueError("not a flowint integrator state")
+        if state["dim"] != self.dim:
+            raise ValueError(f"state has dim {state['dim']}, integrator {self.dim}")
+        self.flow.load_state_dict(state["flow"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = [IterationRecord(*r) for r in state["history"]]
+        self.n_evals = int(state["n_evals"])
+        self.n_dropped = int(state["n_dropped"])
+        self._warmed = int(state["warmed"])
+        self.generator.set_state(state["rng"])
+
+    def sample(self, n: int, *, seed: SeedLike = None) -> tuple[Tensor, Tensor]:
+        """Points in the box and their importance weights ``volume / q`` from the frozen flow.
+
+        For any integrand ``g``, ``mean(g(x) * w)`` estimates ``∫ g`` over the box.
+        """
+        n = _check_count(n, "n")
+        flow = self.frozen_flow()
+        gen = self.generator if seed is None else make_generator(seed, self.device)
+        with torch.no_grad():
+            u, log_q = flow.sample(n, seed=gen)
+        box = parse_bounds(self.bounds, self.dim)
+        if box is None:
+            return u, torch.exp(-log_q)
+        lo = torch.as_tensor(box[0], device=u.device, dtype=u.dtype)
+        hi = torch.as_tensor(box[1], device=u.device, dtype=u.dtype)
+        volume = float(torch.prod(hi - lo))
+        return lo + (hi - lo) * u, volume * torch.exp(-log_q)
+
+
+def integrate(f: Callable, dim: int, bounds: Any = None, *, budget: int = 1_000_000,
+              rtol: float | None = None, atol: float | None = None, n_train: int | None = None,
+              **settings: Any) -> Result:
+    """Integrate ``f`` over a box in ``dim`` dimensions with a trained normalizing flow.
+
+    Arguments:
+        f: batched integrand: takes an ``(n, dim)`` tensor or array, returns ``(n,)`` values
+            (``(n, k)`` for ``k`` integrals at once). See :class:`flowint.integrand.Integrand`.
+        dim: number of dimensions.
+        bounds: ``None`` (the unit cube), ``(lo, hi)`` for all axes, or one pair per axis.
+        budget: total integrand evaluations, training and final estimate together.
+        rtol: stop once the relative error is below ``rtol``.
+        atol: stop once the absolute error is below ``atol``.
+        n_train: evaluations for training (default: automatic).
+        **settings: see :data:`DEFAULTS` (``loss``, ``flow``, ``seed``, ``device``, ...).
+
+    Returns:
+        A :class:`~flowint.result.Result`; ``print(result)`` gives ``0.98166(12)``.
+
+    Example:
+        >>> import torch, flowint
+        >>> r = flowint.integrate(lambda x: torch.exp(-((x - 0.5)**2).sum(-1) / 0.02), 4,
+        ...                       budget=200_000, seed=0)
+    """
+    return Integrator(dim, bounds, **settings)(f, budget, rtol=rtol, atol=atol, n_train=n_train)
+
+
+def _check_count(n: Any, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n):
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    if int(n) < 1:
+        raise ValueError(f"{name} must be >= 1, got {n!r}")
+    return int(n)
+
+
+def _target_met(w: Tensor, rtol: float | None, atol: float | None) -> bool:
+    if rtol is None and atol is None:
+        return False
+    w = w if w.ndim == 1 else w[:, 0]
+    n = w.shape[0]
+    if n < 2:
+        return False
+    mean, sdev = float(w.mean()), float(w.std()) / math.sqrt(n)
+    goal = max(atol or 0.0, (rtol or 0.0) * abs(mean))
+    return sdev <= goal
+
+
+class _progress:
+    """A tqdm bar when wanted (``progress=True``, or ``None`` and stderr is a terminal)."""
+
+    def __init__(self, progress: bool | None, total: int, desc: str):
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        self.bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="eval", leave=False)
+
+    def __enter__(self) -> _progress:
+        return self
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _bounds_pairs(bounds: Any, dim: int) -> list[tuple[float, float]]:
+    box = parse_bounds(bounds, dim)
+    if box is None:
+        return [(0.0, 1.0)] * dim
+    return list(zip(box[0].tolist(), box[1].tolist(), strict=True))
+
+
+def _record_tuple(r: IterationRecord) -> tuple:
+    return (r.phase, r.n, r.mean, r.sdev, r.rel_std, r.loss, r.lr, r.time)

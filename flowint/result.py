@@ -1,0 +1,188 @@
+"""The result of an integration: a number with an honest error, and how it was obtained."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+__all__ = ["IterationRecord", "Result", "format_uncertainty"]
+
+
+def format_uncertainty(mean: float, sdev: float, digits: int = 2) -> str:
+    """Format ``mean ± sdev`` the way physicists write it: ``0.98166(12)``.
+
+    The error is shown with ``digits`` significant digits in parentheses, applying to the last
+    digits of the mean; very small or large numbers get an exponent (``1.9370(12)e-10``).
+
+    Arguments:
+        mean: the central value.
+        sdev: its standard deviation (>= 0).
+        digits: significant digits of the error.
+    """
+    if not (math.isfinite(mean) and math.isfinite(sdev)):
+        return f"{mean}({sdev})"
+    exponent = 0
+    if mean != 0.0 and not 1e-3 <= abs(mean) < 1e5:
+        exponent = math.floor(math.log10(abs(mean)))
+    elif mean == 0.0 and sdev != 0.0 and not 1e-3 <= sdev < 1e5:
+        exponent = math.floor(math.log10(sdev))
+    scale = 10.0 ** exponent
+    m, s = mean / scale, sdev / scale
+    suffix = f"e{exponent:+03d}" if exponent else ""
+    if s == 0.0:
+        return f"{m:.10g}(0){suffix}"
+    places = digits - 1 - math.floor(math.log10(s))
+    if places < 0:
+        return f"{round(m, places):.0f}({round(s, places):.0f}){suffix}"
+    err = round(s * 10.0**places)
+    if err >= 10**digits:  # rounding carried over, e.g. 0.0999 -> 0.10
+        places -= 1
+        err = round(s * 10.0**places)
+    if places <= 0:
+        return f"{m:.0f}({err}){suffix}"
+    return f"{m:.{places}f}({err}){suffix}"
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One iteration of the integrator.
+
+    Attributes:
+        phase: ``"warmup"`` (per-axis grid adaptation), ``"train"`` (flow training) or
+            ``"final"`` (frozen flow; only these enter the final estimate).
+        n: integrand evaluations in the iteration.
+        mean: the iteration's own estimate of the integral.
+        sdev: its standard error.
+        rel_std: relative standard deviation per sample, ``std(f/q) / |I|``.
+        loss: the training divergence estimate (NaN in the final phase).
+        lr: learning rate used (NaN when no gradient step was taken).
+        time: wall time of the iteration, seconds.
+    """
+
+    phase: str
+    n: int
+    mean: float
+    sdev: float
+    rel_std: float
+    loss: float = math.nan
+    lr: float = math.nan
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """An integral estimate with its error and diagnostics (immutable, picklable).
+
+    ``str(result)`` prints like ``0.98166(12)``; :meth:`summary` prints the per-iteration table.
+
+    Attributes:
+        mean: the estimate (from fresh samples of the frozen flow only).
+        sdev: its standard error.
+        chi2: χ² of the final iterations about the mean.
+        dof: degrees of freedom of ``chi2`` (number of final iterations minus one).
+        Q: probability that a χ² this large arises by chance (small Q: inconsistent iterations).
+        n_evals: total integrand evaluations (training and final estimate).
+        n_evals_final: evaluations in the final estimate.
+        rel_std: relative standard deviation per sample in the final phase, ``σ(f/q)/|I|``.
+        ess: effective sample size of the final weights, ``(Σw)² / Σw²``.
+        unweighting_efficiency: ``⟨w⟩ / max w`` of the final weights.
+        max_weight_share: the largest weight's share of the sum of weights.
+        history: every iteration, in order.
+        wall_time: seconds from start to end.
+        n_dropped: non-finite integrand values dropped (``nan_policy="drop"``).
+        warnings: diagnostics raised about the reliability of the error bar.
+        components: for vector integrands, per-component means; else empty.
+        covariance: for vector integrands, the covariance matrix of the component estimates.
+    """
+
+    mean: float
+    sdev: float
+    chi2: float
+    dof: int
+    Q: float
+    n_evals: int
+    n_evals_final: int
+    rel_std: float
+    ess: float
+    unweighting_efficiency: float
+    max_weight_share: float
+    history: tuple[IterationRecord, ...] = ()
+    wall_time: float = 0.0
+    n_dropped: int = 0
+    warnings: tuple[str, ...] = ()
+    components: tuple[float, ...] = ()
+    covariance: tuple[tuple[float, ...], ...] = field(default=())
+
+    @property
+    def n_evals_train(self) -> int:
+        """Evaluations spent on training (warm-up and flow training)."""
+        return self.n_evals - self.n_evals_final
+
+    @property
+    def chi2_dof(self) -> float:
+        """χ² per degree of freedom (NaN with a single final iteration)."""
+        return self.chi2 / self.dof if self.dof > 0 else math.nan
+
+    @property
+    def rel_error(self) -> float:
+        """``sdev / |mean|``."""
+        return self.sdev / abs(self.mean) if self.mean != 0 else math.inf
+
+    def pull(self, exact: float) -> float:
+        """``(mean - exact) / sdev``: how many standard errors the estimate is off."""
+        if self.sdev == 0:
+            return 0.0 if self.mean == exact else math.copysign(math.inf, self.mean - exact)
+        return (self.mean - exact) / self.sdev
+
+    def to_gvar(self):
+        """The estimate as a ``gvar.GVar`` (requires the ``gvar`` package)."""
+        try:
+            import gvar
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_gvar needs the gvar package: pip install gvar") from exc
+        return gvar.gvar(self.mean, self.sdev)
+
+    def __str__(self) -> str:
+        return format_uncertainty(self.mean, self.sdev)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def summary(self) -> str:
+        """A per-iteration table followed by the final estimate and diagnostics."""
+        lines = [
+            "  it  phase       n        estimate            rel std/sample      loss        lr",
+            "  " + "-" * 78,
+        ]
+        for i, r in enumerate(self.history, 1):
+            loss = f"{r.loss:10.4g}" if math.isfinite(r.loss) else " " * 10
+            lr = f"{r.lr:9.2e}" if math.isfinite(r.lr) else " " * 9
+            lines.append(
+                f"{i:4d}  {r.phase:<7} {r.n:8d}  {format_uncertainty(r.mean, r.sdev):<22} "
+                f"{r.rel_std:12.4g}   {loss}  {lr}"
+            )
+        lines += [
+            "",
+            f"result = {self}   (rel. error {self.rel_error:.2g})",
+            f"chi2/dof = {self.chi2_dof:.2f}  Q = {self.Q:.2f}  (final iterations: {self.dof + 1})",
+            f"evaluations: {self.n_evals} total, {self.n_evals_train} training, "
+            f"{self.n_evals_final} final",
+            f"rel. std per sample = {self.rel_std:.4g}   ESS = {self.ess:.4g}   "
+            f"unweighting efficiency = {self.unweighting_efficiency:.3g}",
+            f"wall time = {self.wall_time:.2f} s",
+        ]
+        if self.n_dropped:
+            lines.append(f"non-finite values dropped: {self.n_dropped}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"Result({self}, chi2/dof={self.chi2_dof:.2f}, Q={self.Q:.2f}, "
+                f"n_evals={self.n_evals}, rel_std={self.rel_std:.3g})")
+
+
+def chi2_q(chi2: float, dof: int) -> float:
+    """The χ² survival probability ``Q`` (1 when there is nothing to test)."""
+    return float(stats.chi2.sf(chi2, dof)) if dof > 0 else 1.0
