@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import checkpoint as _ckpt
 from ._rng import SeedLike, make_generator
 from .flows import Flow, PerAxisGrid, make_flow
 from .integrand import Integrand, parse_bounds
@@ -37,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "loss": "variance",     # "variance" | "kl" | "hellinger" | "jeffreys"
     "lr": 3e-3,             # Adam learning rate (cosine-decayed to lr/10 over training)
     "batch_size": None,     # points per iteration (None: from dim and budget)
-    "steps_per_batch": 4,   # gradient steps that re-use each evaluated batch
+    "steps_per_batch": 4,   # gradient steps per iteration, on minibatches of the buffer
+    "buffer": 4,            # evaluated batches kept for re-use (importance-weighted)
     "warmup": 4,            # VEGAS-style refinements of the per-axis grid before training
     "grid_alpha": 0.5,      # damping exponent of those refinements
     "train_fraction": 0.8,  # most of the budget training may take when it keeps improving
@@ -51,8 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "nan_policy": "raise",  # "raise" | "drop" non-finite values of f
     "backend": None,        # "torch" | "numpy" | None (detect)
     "vectorized": True,     # False: f takes one point and returns a number
-    "executor": None,       # concurrent.futures-like executor for evaluating f
+    "executor": None,       # concurrent.futures-like executor for evaluating f, or a factory
     "progress": None,       # tqdm bar: None = only when stderr is a terminal
+    "checkpoint": None,     # file to checkpoint to and resume from (see flowint.checkpoint)
+    "checkpoint_every": 1,  # iterations between automatic checkpoints
 }
 
 
@@ -84,11 +88,15 @@ class Integrator:
         s = self.settings
         if s["loss"] not in LOSSES:
             raise ValueError(f"unknown loss {s['loss']!r}; choose one of {sorted(LOSSES)}")
-        for key in ("steps_per_batch", "warmup", "patience"):
+        for key in ("steps_per_batch", "warmup", "patience", "buffer"):
             if int(s[key]) < 0:
                 raise ValueError(f"{key} must be >= 0, got {s[key]}")
         if not 0.0 < float(s["train_fraction"]) < 1.0:
             raise ValueError("train_fraction must be in (0, 1)")
+        if s["train_on"] != "norm" and (isinstance(s["train_on"], bool)
+                                        or not isinstance(s["train_on"], int) or s["train_on"] < 0):
+            raise ValueError(f"train_on must be 'norm' or a component index >= 0, "
+                             f"got {s['train_on']!r}")
         self.device = torch.device(s["device"] or "cpu")
         self.generator = make_generator(s["seed"], self.device)
         self.flow = self._build_flow(s["flow"])
@@ -97,7 +105,11 @@ class Integrator:
         self.n_evals = 0
         self.n_dropped = 0
         self._warmed = 0
+        self._buffer: list[tuple[Tensor, Tensor, Tensor]] = []
         self._integrands: dict[int, Integrand] = {}
+        self._run: dict[str, Any] = {}  # progress of the call in flight (for checkpoints)
+        if s["checkpoint"] is not None:
+            _ckpt.resume(self, s["checkpoint"])
 
     # ---------------------------------------------------------------- construction
     def _build_flow(self, spec: str | Flow) -> Flow:
@@ -158,7 +170,9 @@ class Integrator:
         spec = self.settings["train_on"]
         if spec == "norm":
             return fx.norm(dim=-1)
-        return fx[:, int(spec)].abs()
+        if spec >= fx.shape[1]:
+            raise ValueError(f"train_on={spec}, but the integrand has {fx.shape[1]} components")
+        return fx[:, spec].abs()
 
     def _record(self, phase: str, fx: Tensor, log_q: Tensor, t0: float, loss: float = math.nan,
                 lr: float = math.nan) -> IterationRecord:
@@ -187,15 +201,22 @@ class Integrator:
         t0 = time.perf_counter()
         u, log_q0 = self._draw(self.flow, n)
         fx = self._evaluate(integrand, u)
-        target = self._target(fx)
+        self._buffer.append((u, self._target(fx), log_q0))
+        del self._buffer[: max(0, len(self._buffer) - max(1, int(self.settings["buffer"])))]
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         value = math.nan
-        if float(target.sum()) > 0:
+        pool_u = torch.cat([b[0] for b in self._buffer])
+        pool_t = torch.cat([b[1] for b in self._buffer])
+        pool_q0 = torch.cat([b[2] for b in self._buffer])
+        if float(pool_t.sum()) > 0:
             good = {k: v.clone() for k, v in self.flow.state_dict().items()}
             for _ in range(int(self.settings["steps_per_batch"])):
-                log_q = self.flow.log_prob(u)
-                loss, val = surrogate_loss(self.settings["loss"], target, log_q, log_q0)
+                idx = torch.randint(0, pool_u.shape[0], (n,), generator=self.generator,
+                                    device=self.device)
+                log_q = self.flow.log_prob(pool_u[idx])
+                loss, val = surrogate_loss(self.settings["loss"], pool_t[idx], log_q,
+                                           pool_q0[idx])
                 if not torch.isfinite(loss):
                     self._roll_back(good)
                     break
@@ -236,9 +257,11 @@ class Integrator:
         start = len(self.history)
         n_iter = max(1, math.ceil(n_evals / batch))
         lr0 = float(self.settings["lr"])
-        spent = 0
+        loop = _ckpt.loop(self, "train", {"n_evals": n_evals, "early_stop": early_stop},
+                          it=0, spent=0, lr0=lr0, start=start)  # continues a restored loop
+        start, spent, lr0 = loop["start"], loop["spent"], loop["lr0"]
         with _progress(self.settings["progress"], n_evals, "training") as bar:
-            for it in range(n_iter):
+            for it in range(loop["it"], 0 if loop["done"] else n_iter):
                 n = min(batch, n_evals - spent)
                 if n <= 0:
                     break
@@ -249,9 +272,12 @@ class Integrator:
                     self._train_step(integrand, n, lr)
                 spent += n
                 bar.update(n)
-                if early_stop and self._converged():
+                stop = early_stop and self._converged()
+                _ckpt.step(self, "train", it=it + 1, spent=spent, done=stop or it + 1 == n_iter)
+                if stop:
                     break
         self.settings["lr"] = lr0 if math.isfinite(lr0) else self.settings["lr"]
+        _ckpt.loop_end(self, "train")
         return self.history[start:]
 
     def _converged(self) -> bool:
@@ -292,11 +318,11 @@ class Integrator:
                   atol: float | None, t_start: float, evals_before: int) -> Result:
         flow = self.frozen_flow()
         batch = self.batch_size(n_evals)
-        first = len(self.history)
-        weights: list[Tensor] = []
-        spent = 0
+        loop = _ckpt.loop(self, "final", {"n_evals": n_evals, "rtol": rtol, "atol": atol},
+                          first=len(self.history), spent=0, weights=[])
+        first, spent, weights = loop["first"], loop["spent"], loop["weights"]
         with _progress(self.settings["progress"], n_evals, "estimate") as bar:
-            while spent < n_evals:
+            while spent < n_evals and not loop["done"]:
                 t0 = time.perf_counter()
                 n = min(batch, n_evals - spent)
                 u, log_q = self._draw(flow, n)
@@ -306,8 +332,11 @@ class Integrator:
                 self._record("final", fx, log_q, t0)
                 spent += n
                 bar.update(n)
-                if _target_met(torch.cat(weights), rtol, atol):
+                stop = _target_met(torch.cat(weights), rtol, atol)
+                _ckpt.step(self, "final", spent=spent, done=stop or spent >= n_evals)
+                if stop:
                     break
+        _ckpt.loop_end(self, "final")
         records = self.history[first:]
         w_all = torch.cat(weights)
         mean, sdev, chi2, dof, q_value, comps, cov = combine_final(records, w_all)
@@ -342,16 +371,21 @@ class Integrator:
             raise ValueError(f"budget={budget} is too small: it must allow one training and one "
                              f"estimation iteration of {batch} points (set batch_size lower)")
         t_start, evals_before = time.perf_counter(), self.n_evals
+        call = _ckpt.loop(self, "call", {"budget": budget, "rtol": rtol, "atol": atol,
+                                         "n_train": n_train}, evals_before=evals_before)
+        evals_before = call["evals_before"]
         if n_train is None:
             self.train(integrand, int(budget * float(self.settings["train_fraction"])),
                        early_stop=True)
         elif n_train > 0:
             self.train(integrand, _check_count(n_train, "n_train"))
-        remaining = budget - (self.n_evals - evals_before)
+        remaining = call.setdefault("remaining", budget - (self.n_evals - evals_before))
         if remaining < 1:
             raise ValueError(f"budget={budget} leaves nothing for the final estimate after "
                              f"n_train={n_train}")
-        return self._estimate(integrand, remaining, rtol, atol, t_start, evals_before)
+        result = self._estimate(integrand, remaining, rtol, atol, t_start, evals_before)
+        _ckpt.loop_end(self, "call")
+        return result
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: flow, optimizer, history, counters and RNG state.
