@@ -1,0 +1,491 @@
+"""Shared pieces of the benchmark scripts: runners, records, tables and the results header.
+
+Every method is run through a runner with the same signature,
+``run_<method>(f, n_train, n_final, seed) -> Record``, where ``f`` is a registry integrand
+(:mod:`integrands`: batched torch callable with ``.dim``, ``.exact`` and a float64
+``.numpy`` twin). A :class:`Record` holds the same fields for every method, so the scripts
+can put them side by side in one markdown table.
+
+Conventions:
+
+- ``rel_std`` is the relative standard deviation per sample, ``σ(f/q)/|I|``. For methods
+  whose estimate is not a plain average (vegas's stratified sampling, scipy's randomised QMC)
+  it is the *effective* value ``sdev · √n_final / |I|``: what a plain importance sampler with
+  the same error would have.
+- ``pull`` is ``(mean − exact) / sdev``.
+- ``n_evals`` counts every integrand call the method made (training included), counted by
+  wrapping the integrand, not taken from the method's own bookkeeping.
+- ``wall_time`` covers training and the estimate, not the diagnostics passes (the extra
+  draws used for vegas's unweighting efficiency and the weight histograms).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "RESULTS_DIR",
+    "Counter",
+    "Record",
+    "environment",
+    "header",
+    "markdown_table",
+    "fmt",
+    "load_rows",
+    "save_rows_comment",
+    "run_flowint",
+    "run_madnis",
+    "run_plain_mc",
+    "run_qmc_quad",
+    "run_vegas",
+    "vegas_weights",
+    "flowint_weights",
+    "RUNNERS",
+]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+_CHUNK = 100_000  # points per call of f in the runners that draw their own points
+
+
+@dataclass
+class Record:
+    """The outcome of one method on one integrand (the same fields for every method).
+
+    Attributes:
+        method: ``flowint``, ``vegas``, ``madnis``, ``plain-mc`` or ``qmc_quad``.
+        case: the registry specification of the integrand.
+        status: ``ok``, ``not installed`` or ``error: ...``.
+        mean, sdev: the estimate and its standard error.
+        exact: the exact value.
+        rel_std: relative standard deviation per sample (see the module docstring).
+        pull: ``(mean − exact) / sdev``.
+        unweighting_efficiency: ``⟨w⟩ / max w`` of the final sample's weights (NaN if not
+            available).
+        wall_time: seconds for training and estimate.
+        n_evals: integrand calls, training included.
+        n_final: calls in the final estimate.
+        seed: the seed of the run.
+        note: free text.
+    """
+
+    method: str
+    case: str
+    status: str = "ok"
+    mean: float = math.nan
+    sdev: float = math.nan
+    exact: float = math.nan
+    rel_std: float = math.nan
+    pull: float = math.nan
+    unweighting_efficiency: float = math.nan
+    wall_time: float = math.nan
+    n_evals: int = 0
+    n_final: int = 0
+    seed: int | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class Counter:
+    """Wraps a numpy batch integrand ``(n, d) -> (n,)`` and counts its calls."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
+        self.fn = fn
+        self.n = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        self.n += x.shape[0]
+        return np.asarray(self.fn(x), dtype=np.float64)
+
+
+def _case(f: Any) -> str:
+    return repr(f)
+
+
+def _pull(mean: float, sdev: float, exact: float) -> float:
+    if not (math.isfinite(mean) and math.isfinite(sdev)):
+        return math.nan
+    if sdev == 0:
+        return 0.0 if mean == exact else math.copysign(math.inf, mean - exact)
+    return (mean - exact) / sdev
+
+
+def _unweighting(w: np.ndarray) -> float:
+    """``⟨|w|⟩ / max |w|`` (the plain ``⟨w⟩/max w`` for positive weights)."""
+    w = np.abs(np.asarray(w, dtype=np.float64))
+    m = float(w.max()) if w.size else 0.0
+    return float(w.mean() / m) if m > 0 else math.nan
+
+
+# ---------------------------------------------------------------------------- runners
+
+
+def run_flowint(f: Any, n_train: int, n_final: int, seed: int, **settings: Any) -> Record:
+    """Train a :class:`flowint.Integrator` with ``n_train`` calls, then estimate with ``n_final``.
+
+    ``settings`` are passed to the integrator (defaults otherwise; no progress bar).
+    """
+    import flowint
+
+    rec = Record("flowint", _case(f), exact=float(f.exact), seed=seed)
+    count = [0]
+
+    def g(x):  # torch in, torch out: counts calls, keeps flowint's torch path
+        count[0] += int(x.shape[0])
+        return f(x)
+
+    settings.setdefault("progress", False)
+    t0 = time.perf_counter()
+    try:
+        integ = flowint.Integrator(f.dim, seed=seed, **settings)
+        integ.train(g, n_train)
+        res = integ.estimate(g, n_final)
+    except Exception as exc:  # a failure is a result too: record it, go on
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = float(res.mean), float(res.sdev)
+    rec.rel_std = float(res.rel_std)
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    rec.unweighting_efficiency = float(res.unweighting_efficiency)
+    rec.n_evals, rec.n_final = count[0], int(res.n_evals_final)
+    return rec
+
+
+def _vegas_integrator(dim: int, seed: int):
+    import vegas
+
+    rng = np.random.default_rng(seed)
+    return vegas.Integrator(dim * [[0.0, 1.0]], ran_array_generator=rng.random)
+
+
+def run_vegas(f: Any, n_train: int, n_final: int, seed: int, *, nitn: int = 10,
+              weights: bool = True) -> Record:
+    """vegas 6: ``nitn`` adaptive iterations of ``n_train/nitn`` calls, then one ``adapt=False``
+    estimate of ``n_final`` calls (the analogue of flowint's frozen flow).
+
+    ``rel_std`` is the effective ``sdev·√n_final/|I|``. With ``weights``, a separate pass of
+    about ``n_final`` draws (not counted in ``n_evals`` nor ``wall_time``) gives the
+    unweighting efficiency of vegas's per-sample weights.
+    """
+    import vegas
+
+    rec = Record("vegas", _case(f), exact=float(f.exact), seed=seed)
+    count = Counter(f.numpy)
+    F = vegas.lbatchintegrand(count)
+    t0 = time.perf_counter()
+    try:
+        integ = _vegas_integrator(f.dim, seed)
+        if n_train > 0:
+            integ(F, nitn=nitn, neval=max(1, n_train // nitn))
+        n_before = count.n
+        res = integ(F, nitn=1, neval=n_final, adapt=False)
+    except Exception as exc:
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = float(res.mean), float(res.sdev)
+    rec.n_evals, rec.n_final = count.n, count.n - n_before
+    rec.rel_std = rec.sdev * math.sqrt(rec.n_final) / abs(rec.exact)
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    if weights:
+        rec.unweighting_efficiency = _unweighting(vegas_weights(integ, f))
+    return rec
+
+
+def vegas_weights(integ: Any, f: Any) -> np.ndarray:
+    """Per-sample weights ``N · wgt · f(x)`` of one pass of a vegas integrator's sampler
+    (``wgt`` from ``random_batch``, which includes the stratification), normalised so that
+    their mean estimates the integral."""
+    parts = []
+    for x, wgt in integ.random_batch():
+        parts.append(np.asarray(wgt) * f.numpy(np.asarray(x)))
+    w = np.concatenate(parts)
+    return w * w.size
+
+
+def flowint_weights(integ: Any, f: Any, n: int, seed: int) -> np.ndarray:
+    """Weights ``f(x)/q(x)`` of ``n`` fresh draws from a trained flowint integrator."""
+    import torch
+
+    x, w = integ.sample(n, seed=seed)
+    with torch.no_grad():
+        fx = f(x)
+    return (fx * w).double().cpu().numpy()
+
+
+def run_plain_mc(f: Any, n_train: int, n_final: int, seed: int) -> Record:
+    """Plain Monte Carlo with uniform points; it needs no training, so it gets all
+    ``n_train + n_final`` calls."""
+    rec = Record("plain-mc", _case(f), exact=float(f.exact), seed=seed)
+    rng = np.random.default_rng(seed)
+    n = n_train + n_final
+    t0 = time.perf_counter()
+    s1 = s2 = sabs = 0.0
+    wmax = 0.0
+    left = n
+    while left > 0:
+        m = min(_CHUNK, left)
+        v = np.asarray(f.numpy(rng.random((m, f.dim))), dtype=np.float64)
+        s1 += float(v.sum())
+        s2 += float((v * v).sum())
+        sabs += float(np.abs(v).sum())
+        wmax = max(wmax, float(np.abs(v).max()))
+        left -= m
+    mean = s1 / n
+    var = max(s2 / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = mean, math.sqrt(var / n)
+    rec.rel_std = math.sqrt(var) / abs(rec.exact)
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    rec.unweighting_efficiency = (sabs / n) / wmax if wmax > 0 else math.nan  # ⟨|w|⟩/max|w|
+    rec.n_evals = rec.n_final = n
+    return rec
+
+
+def run_qmc_quad(f: Any, n_train: int, n_final: int, seed: int, *,
+                 n_estimates: int = 8) -> Record:
+    """scipy.integrate.qmc_quad: ``n_estimates`` scrambled Halton sets of
+    ``(n_train + n_final) // n_estimates`` points (no training: all calls go to the estimate).
+    ``rel_std`` is the effective ``sdev·√N/|I|``."""
+    from scipy.integrate import qmc_quad
+    from scipy.stats import qmc
+
+    rec = Record("qmc_quad", _case(f), exact=float(f.exact), seed=seed)
+    n_points = max(1, (n_train + n_final) // n_estimates)
+    count = Counter(f.numpy)
+
+    def g(x: np.ndarray) -> np.ndarray:  # scipy passes shape (d, n), or (d,) for one point
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            return count(x[None, :])[0]
+        return np.concatenate([count(x[:, i:i + _CHUNK].T)
+                               for i in range(0, x.shape[1], _CHUNK)])
+
+    t0 = time.perf_counter()
+    try:
+        res = qmc_quad(g, np.zeros(f.dim), np.ones(f.dim), n_estimates=n_estimates,
+                       n_points=n_points, qrng=qmc.Halton(f.dim, seed=seed))
+    except Exception as exc:
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = float(res.integral), float(res.standard_error)
+    rec.n_evals = rec.n_final = count.n
+    rec.rel_std = rec.sdev * math.sqrt(count.n) / abs(rec.exact)
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    return rec
+
+
+def run_madnis(f: Any, n_train: int, n_final: int, seed: int, *,
+               batch_size: int = 1024) -> Record:
+    """MadNIS, when importable: ``n_train // batch_size`` training steps, then ``n_final``
+    calls. Returns a record with status ``not installed`` otherwise (nothing is installed)."""
+    rec = Record("madnis", _case(f), exact=float(f.exact), seed=seed)
+    try:
+        import madnis  # noqa: F401
+        from madnis.integrator import Integrator as MadnisIntegrator
+    except Exception:
+        rec.status = "not installed"
+        return rec
+    import torch
+
+    count = [0]
+
+    def g(x):
+        count[0] += int(x.shape[0])
+        return f(x.to(torch.float64)).to(x.dtype)
+
+    t0 = time.perf_counter()
+    try:
+        torch.manual_seed(seed)  # MadNIS draws from torch's global generator
+        integ = MadnisIntegrator(g, dims=f.dim, batch_size=batch_size)
+        integ.train(max(1, n_train // batch_size))
+        n_before = count[0]
+        out = integ.integrate(n_final)
+        mean, sdev = (float(out[0]), float(out[1])) if isinstance(out, tuple) else (
+            float(out.integral), float(out.error))
+    except Exception as exc:  # unknown API version: say so rather than guess on
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = mean, sdev
+    rec.n_evals, rec.n_final = count[0], count[0] - n_before
+    rec.rel_std = sdev * math.sqrt(max(rec.n_final, 1)) / abs(rec.exact)
+    rec.pull = _pull(mean, sdev, rec.exact)
+    return rec
+
+
+RUNNERS: dict[str, Callable[..., Record]] = {
+    "flowint": run_flowint,
+    "vegas": run_vegas,
+    "madnis": run_madnis,
+    "plain-mc": run_plain_mc,
+    "qmc_quad": run_qmc_quad,
+}
+
+
+# ---------------------------------------------------------------------------- header
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "flowint", "integrands"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+        commit = out.stdout.strip() or "unknown"
+        return commit + (" (+ uncommitted changes in flowint/ or integrands/)"
+                         if dirty.stdout.strip() else "")
+    except Exception:
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str:
+    try:
+        mod = __import__(module)
+        return str(getattr(mod, "__version__", "?"))
+    except Exception:
+        return "not installed"
+
+
+def environment() -> dict[str, str]:
+    """Machine, versions, threads, date and git commit, as strings."""
+    import torch
+
+    return {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "git commit": _git_commit(),
+        "CPU": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
+        "scipy": _version("scipy"),
+        "vegas": _version("vegas"),
+        "flowint": _version("flowint"),
+        "madnis": _version("madnis"),
+    }
+
+
+def header(title: str, command: str, settings: dict[str, Any]) -> str:
+    """The top of a results file: title, command line, settings and environment."""
+    lines = [f"# {title}", "", f"Generated by `{command}`.", ""]
+    lines += ["| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in settings.items()]
+    lines += ["", "| machine / version | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in environment().items()]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Compact formatting for table cells: ints with thousands separators, floats with
+    ``digits`` significant digits, NaN as ``—``."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return "—"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.{digits - 1}e}"
+        return f"{v:.{digits}g}"
+    return str(value).replace("|", "\\|")
+
+
+_PIPE = re.compile(r"(?<!\\)\|")  # a "|" not already escaped
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table; cells go through :func:`fmt` unless they are strings (whose
+    ``|`` are escaped)."""
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = (_PIPE.sub(r"\\|", c) if isinstance(c, str) else fmt(c) for c in row)
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+# Rows are also kept inside the markdown file, one JSON object per HTML comment, so that an
+# interrupted run can resume from the file it was writing.
+_ROW_TAG = "<!-- row "
+
+
+def save_rows_comment(rows: Iterable[dict[str, Any]]) -> str:
+    """The machine-readable copy of ``rows`` to append to a markdown file."""
+    return "".join(f"{_ROW_TAG}{json.dumps(_finite(r))} -->\n" for r in rows)
+
+
+def load_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows saved by :func:`save_rows_comment` in a markdown file (empty if none)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    rows = []
+    for line in p.read_text().splitlines():
+        if line.startswith(_ROW_TAG) and line.endswith(" -->"):
+            rows.append(json.loads(line[len(_ROW_TAG):-4]))
+    return rows
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def as_float(v: Any) -> float:
+    """Undo :func:`_finite`: ``"nan"``/``"inf"`` strings back to floats."""
+    return float(v) if v is not None else math.nan
+
+
+def record_dict(rec: Record) -> dict[str, Any]:
+    return asdict(rec)
+
