@@ -1,5 +1,7 @@
 """Bijections of the unit cube and the flows built from them."""
 
+from .affine import AFFINE_KINDS, Affine
+from .autoregressive import IAF, MADE, MAF, MaskedLinear
 from .base import (
     Base,
     Bijection,
@@ -12,12 +14,24 @@ from .base import (
     load_flow,
     register_builder,
 )
+from .continuous import ContinuousFlow, LinearField, TimeMLP
 from .coupling import MLP, SplineCoupling
 from .elementwise import ElementwiseSpline, PerAxisGrid
 from .factory import make_flow
+from .inverse_cdf import InverseCDF
 from .masks import alternating_masks, binary_masks, make_masks, random_masks, splits_every_pair
 from .permutation import Permutation
+from .realnvp import AdditiveCoupling, AffineCoupling, MaskedCoupling
+from .recipes import affine_flow, cnf_flow, elementwise_flow, iaf_flow, maf_flow, realnvp_flow
 from .splines import PiecewiseLinear, PiecewiseQuadratic, RationalQuadratic, SplineMap, make_spline
+from .transformers import (
+    AffineMap,
+    ElementwiseReal,
+    LogitSpline,
+    Shift,
+    SinhArcsinh,
+    make_transformer,
+)
 
 __all__ = [
     "Base",
@@ -46,4 +60,30 @@ __all__ = [
     "random_masks",
     "register_builder",
     "splits_every_pair",
+    # general families (issue 5)
+    "AFFINE_KINDS",
+    "AdditiveCoupling",
+    "Affine",
+    "AffineCoupling",
+    "AffineMap",
+    "ContinuousFlow",
+    "ElementwiseReal",
+    "IAF",
+    "InverseCDF",
+    "LinearField",
+    "LogitSpline",
+    "MADE",
+    "MAF",
+    "MaskedCoupling",
+    "MaskedLinear",
+    "Shift",
+    "SinhArcsinh",
+    "TimeMLP",
+    "affine_flow",
+    "cnf_flow",
+    "elementwise_flow",
+    "iaf_flow",
+    "maf_flow",
+    "make_transformer",
+    "realnvp_flow",
 ]

@@ -54,6 +54,9 @@ def _knots(widths: Tensor) -> Tensor:
 
 def _search(knots: Tensor, x: Tensor) -> Tensor:
     """Index ``i`` (shape ``(..., 1)``) of the bin ``[k_i, k_{i+1})`` holding ``x``, clamped."""
+    if knots.ndim == 1:  # one shared set of knots: search without copying it per point
+        idx = torch.searchsorted(knots.contiguous(), x.contiguous(), right=True) - 1
+        return idx.clamp_(0, knots.shape[-1] - 2).unsqueeze(-1)
     knots = knots.expand(*x.shape, knots.shape[-1]).contiguous()
     idx = torch.searchsorted(knots, x.unsqueeze(-1).contiguous(), right=True) - 1
     return idx.clamp_(0, knots.shape[-1] - 2)
