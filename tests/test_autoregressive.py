@@ -15,10 +15,11 @@ ORDERS = {"identity": [0, 1, 2, 3, 4], "reversed": [4, 3, 2, 1, 0], "mixed": [2,
 
 
 def _randomise(module: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
+    """Set every parameter to ``scale * N(0, 1)`` noise: seeded, whatever the initialisation."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen))
+            p.copy_(scale * torch.randn(p.shape, generator=gen))
     return module
 
 

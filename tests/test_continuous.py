@@ -29,10 +29,11 @@ def _points(n: int, dim: int, seed: int) -> torch.Tensor:
 
 
 def _randomise(module: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
+    """Set every parameter to ``scale * N(0, 1)`` noise: seeded, whatever the initialisation."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen))
+            p.copy_(scale * torch.randn(p.shape, generator=gen))
     return module
 
 

@@ -17,10 +17,11 @@ MASK = torch.tensor([True, False, True, False, False])
 
 
 def _randomise(module: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
+    """Set every parameter to ``scale * N(0, 1)`` noise: seeded, whatever the initialisation."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen))
+            p.copy_(scale * torch.randn(p.shape, generator=gen))
     return module
 
 
@@ -57,15 +58,14 @@ def test_fresh_coupling_is_identity(layer):
 
 def test_affine_coupling_keeps_conditioners_and_bounds_log_scale():
     bound = 0.7
-    layer = _randomise(AffineCoupling(MASK, hidden=16, bound=bound), 3.0, seed=3)
+    mask = torch.tensor([False, False, True, False, False])  # one coordinate: ladj = s
+    layer = _randomise(AffineCoupling(mask, hidden=16, bound=bound), 1.0, seed=3)
     z = _points(256, 5, seed=4) * 3.0
     x, ladj = layer(z)
-    assert torch.equal(x[:, ~MASK], z[:, ~MASK])
-    # Each of the two transformed coordinates contributes |s| <= bound.
-    assert ladj.abs().max() <= 2 * bound + 1e-12
+    assert torch.equal(x[:, ~mask], z[:, ~mask])
+    assert ladj.abs().max() <= bound
     assert ladj.abs().max() > 0.5 * bound  # the network is far from zero: the bound is active
-    ratio = (x[:, MASK] - layer.inverse(x)[0][:, MASK]).abs().max()
-    assert ratio > 0.1
+    assert (x[:, mask] - z[:, mask]).abs().max() > 0.1
 
 
 def test_fresh_realnvp_flow_is_standard_normal():
