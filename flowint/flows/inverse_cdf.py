@@ -120,8 +120,9 @@ class InverseCDF(Bijection):
         return u.unsqueeze(-1), ladj - self._log_width
 
     def flow(self) -> Flow:
-        """This bijection over the uniform base on ``[0, 1]`` (a 1-D :class:`Flow`)."""
-        return Flow([self], UniformBase(1))
+        """This bijection over the uniform base on ``[0, 1]`` (a 1-D :class:`Flow` in the dtype
+        of the tabulated CDF, float64 unless converted)."""
+        return Flow([self], UniformBase(1)).to(self.theta.dtype)
 
     # --- scipy-like interface ------------------------------------------------------------------
 
