@@ -17,9 +17,12 @@ dtype, finiteness. Values are returned in float64.
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import Any
 
 import numpy as np
@@ -91,8 +94,12 @@ class Integrand:
         max_batch: most points per call of ``f`` (bounds memory); ``None`` is unlimited.
         nan_policy: ``"raise"`` on NaN/inf values, or ``"drop"`` them (set to 0 and counted).
         executor: an object with ``submit(fn, *args) -> Future`` (``concurrent.futures``
-            executors, ``distributed.Client``); chunks of ``max_batch`` points are evaluated on
-            it, each resubmitted up to ``retries`` times if its worker dies.
+            executors, ``distributed.Client``), or a factory of one: a class or a callable
+            without arguments such as ``functools.partial(ProcessPoolExecutor, 4)``, called on
+            first use. Chunks of ``max_batch`` points are evaluated on it, each resubmitted up
+            to ``retries`` times if its worker dies. A process pool that broke (a worker was
+            killed) takes no new work: only with a factory can it be replaced (see
+            ``docs/distributed.md``). Workers receive CPU arrays/tensors, never CUDA ones.
         retries: resubmissions of a failed chunk when an executor is used.
 
     Attributes:
@@ -118,8 +125,13 @@ class Integrand:
             raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}")
         if max_batch is not None and int(max_batch) < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch}")
-        if executor is not None and not callable(getattr(executor, "submit", None)):
-            raise TypeError("executor must have a submit(fn, *args) method")
+        factory = None
+        if executor is not None and (isinstance(executor, type)
+                                     or not callable(getattr(executor, "submit", None))):
+            if not callable(executor):
+                raise TypeError("executor must have a submit(fn, *args) method, or be a "
+                                "factory (a callable without arguments) returning one")
+            factory = executor
         self.f = f
         self.dim = int(dim)
         self.box = parse_bounds(bounds, self.dim)
@@ -136,6 +148,10 @@ class Integrand:
         self.nan_policy = nan_policy
         self.executor = executor
         self.retries = int(retries)
+        self._factory = factory
+        self._pool: Any = None if factory is not None else executor
+        self._owned: list[Any] = []  # pools made from the factory, shut down with this object
+        weakref.finalize(self, _shutdown_pools, self._owned)
         self.n_evals = 0
         self.n_dropped = 0
         self.n_outputs: int | None = None
@@ -157,7 +173,7 @@ class Integrand:
         if n == 0:
             shape = (0,) if self.n_outputs is None else (0, self.n_outputs)
             return torch.zeros(shape, dtype=torch.float64, device=u.device)
-        x = u.detach().to(torch.float64)
+        x = u.detach().to(torch.float64, copy=True)  # f may modify its argument in place
         if self.box is not None:
             lo = torch.as_tensor(self.box[0], device=x.device)
             hi = torch.as_tensor(self.box[1], device=x.device)
@@ -202,7 +218,11 @@ class Integrand:
     def _detect(self, x: Tensor) -> Tensor:
         """First call with ``backend=None``: try torch, fall back to numpy."""
         try:
-            raw = self.f(x)
+            with warnings.catch_warnings():
+                # numpy functions handed a tensor may warn about __array_wrap__; we switch to
+                # numpy below when that is what they return.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                raw = self.f(x)
         except Exception as torch_exc:
             self.backend = "numpy"
             try:
@@ -214,27 +234,72 @@ class Integrand:
         return self._check(raw, x.shape[0])
 
     def _evaluate_on_executor(self, chunks: Sequence[Tensor]) -> list[Tensor]:
-        """Evaluate chunks on the executor, resubmitting chunks whose worker failed."""
+        """Evaluate chunks on the executor, resubmitting chunks whose worker failed.
+
+        A chunk whose worker died is resubmitted up to ``retries`` times; results keep the
+        order of the chunks, so the outcome does not depend on failures. A broken
+        ``concurrent.futures`` pool is replaced from the factory (when there is one) and every
+        chunk it had not finished goes to the new pool.
+        """
         if self.backend is None:
             # Detect the backend locally on a single point, so workers get a fixed convention.
             self._detect(chunks[0][:1])
-        args = [self._argument(c) for c in chunks]
+        args = [self._argument(c.cpu()) for c in chunks]  # workers never get CUDA data
         fn = self.f if self.vectorized else _PointwiseCall(self.f)
-        futures = [self.executor.submit(_call_chunk, fn, a) for a in args]
+        pool = self._executor()
+        futures = [_submit(pool, fn, a) for a in args]
+        attempts = [0] * len(args)
         results: list[Tensor] = []
-        for i, fut in enumerate(futures):
-            attempt = 0
-            while True:
-                try:
-                    raw = fut.result()
-                    break
-                except Exception as exc:
-                    if attempt >= self.retries or not _is_worker_failure(exc):
-                        raise self._wrap(exc, chunks[i]) from exc
-                    attempt += 1
-                    fut = self.executor.submit(_call_chunk, fn, args[i])
+        while len(results) < len(args):
+            i = len(results)
+            try:
+                raw = futures[i].result()
+            except Exception as exc:
+                if attempts[i] >= self.retries or not _is_worker_failure(exc):
+                    raise self._wrap(exc, chunks[i]) from exc
+                attempts[i] += 1
+                if isinstance(exc, BrokenExecutor):
+                    pool = self._replace_executor(pool, exc)
+                    for j in range(i, len(args)):
+                        if j == i or not _succeeded(futures[j]):
+                            futures[j] = _submit(pool, fn, args[j])
+                else:
+                    futures[i] = _submit(pool, fn, args[i])
+                continue
             results.append(self._check(raw, chunks[i].shape[0]))
         return results
+
+    def _executor(self) -> Any:
+        """The executor in use, made from the factory on first use."""
+        if self._pool is None:
+            pool = self._factory()
+            if not callable(getattr(pool, "submit", None)):
+                raise TypeError(f"the executor factory returned {type(pool).__name__}, which "
+                                "has no submit(fn, *args) method")
+            self._owned.append(pool)
+            self._pool = pool
+        return self._pool
+
+    def _replace_executor(self, pool: Any, exc: BaseException) -> Any:
+        """A fresh pool in place of a broken one (only possible with a factory)."""
+        if self._factory is None:
+            raise IntegrandError(
+                f"the executor broke ({type(exc).__name__}: {exc}) and takes no new work; pass "
+                "a factory instead of the pool, e.g. executor=functools.partial("
+                "ProcessPoolExecutor, 4), so that flowint can replace a broken pool"
+            ) from exc
+        with contextlib.suppress(Exception):
+            pool.shutdown(wait=False, cancel_futures=True)
+        if pool in self._owned:
+            self._owned.remove(pool)
+        self._pool = None
+        return self._executor()
+
+    def close(self) -> None:
+        """Shut down the pools this object made from an executor factory (no-op otherwise)."""
+        _shutdown_pools(self._owned)
+        if self._factory is not None:
+            self._pool = None
 
     # ------------------------------------------------------------------ validation
     def _wrap(self, exc: Exception, x: Tensor) -> IntegrandError:
@@ -328,3 +393,27 @@ def _is_worker_failure(exc: BaseException) -> bool:
     names = {type(exc).__name__, *(c.__name__ for c in type(exc).__mro__)}
     return bool(names & {"BrokenProcessPool", "KilledWorker", "CommClosedError",
                          "CancelledError", "BrokenExecutor"})
+
+
+def _submit(pool: Any, fn: Callable, arg: Any) -> Any:
+    """Submit one chunk; a pool that is already broken gives a failed future, not an error."""
+    try:
+        # ``fn`` itself is sent (no wrapper of ours), so workers need not import torch.
+        if type(pool).__module__.split(".")[0] == "distributed":
+            # Dask: a fresh key per submission, so a resubmitted chunk is computed again.
+            return pool.submit(fn, arg, pure=False)
+        return pool.submit(fn, arg)
+    except BrokenExecutor as exc:
+        failed: Future = Future()
+        failed.set_exception(exc)
+        return failed
+
+
+def _succeeded(fut: Any) -> bool:
+    return fut.done() and not fut.cancelled() and fut.exception() is None
+
+
+def _shutdown_pools(pools: list[Any]) -> None:
+    while pools:
+        with contextlib.suppress(Exception):
+            pools.pop().shutdown(wait=False, cancel_futures=True)
