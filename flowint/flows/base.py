@@ -18,6 +18,7 @@ every bijection in the library (``tests/test_bijections.py``).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,8 +65,16 @@ class Bijection(nn.Module):
 
     @property
     def inv(self) -> Bijection:
-        """The inverse bijection (``b.inv.inv is b``)."""
-        return InverseBijection(self)
+        """The inverse bijection (``b.inv.inv is b``, also when ``b`` is itself an inverse)."""
+        ref = self.__dict__.get("_inverse_ref")
+        inverse = ref() if ref is not None else None
+        return inverse if inverse is not None else InverseBijection(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The weak reference to the cached inverse cannot be pickled (nor need it be).
+        state = dict(super().__getstate__())
+        state.pop("_inverse_ref", None)
+        return state
 
     def config(self) -> dict[str, Any]:
         """Plain-data description of the constructor arguments (for ``repr`` and saving)."""
@@ -82,6 +91,14 @@ class InverseBijection(Bijection):
         super().__init__()
         self.base = base
         self.dim = base.dim
+        # Let ``base.inv`` return this object while it lives, so ``self.inv.inv is self``; a
+        # weak reference, because a strong one would make the two modules own each other.
+        base._inverse_ref = weakref.ref(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Copies and unpickled objects re-link to their own (copied) base.
+        super().__setstate__(state)
+        self.base._inverse_ref = weakref.ref(self)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return self.base.inverse(z)
@@ -329,7 +346,12 @@ class Flow(nn.Module):
 
 def load_flow(path: str, map_location: str | torch.device | None = None) -> Flow:
     """Load a flow written by :meth:`Flow.save`, with ``torch.load(..., weights_only=True)``."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # not a torch file, or one holding more than plain data
+        raise ValueError(f"{path} is not a flowint flow file ({exc})") from exc
     if not isinstance(blob, dict) or blob.get("format") != "flowint.flow/1":
         raise ValueError(f"{path} is not a flowint flow file")
     flow = build_flow(blob["config"])

@@ -10,7 +10,7 @@ from .._rng import make_generator
 from .base import Bijection, Flow, UniformBase, register_builder
 from .coupling import SplineCoupling
 from .elementwise import ElementwiseSpline, PerAxisGrid
-from .masks import make_masks
+from .masks import SCHEMES, make_masks
 
 __all__ = ["make_flow", "DEFAULT_BINS"]
 
@@ -83,6 +83,8 @@ def make_flow(
         raise ValueError(f"dim must be >= 1, got {dim}")
     if kind not in DEFAULT_BINS:
         raise ValueError(f"unknown flow kind {kind!r}; choose one of {sorted(DEFAULT_BINS)}")
+    if masks not in SCHEMES:  # checked here too: with dim = 1 no mask is ever made
+        raise ValueError(f"unknown mask scheme {masks!r}; choose one of {list(SCHEMES)}")
     bins = DEFAULT_BINS[kind] if bins is None else int(bins)
     if masks == "random" and seed is None:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=make_generator(None)).item())

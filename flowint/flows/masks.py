@@ -15,6 +15,10 @@ from .._rng import SeedLike, make_generator
 __all__ = ["binary_masks", "alternating_masks", "random_masks", "make_masks", "splits_every_pair"]
 
 
+#: The mask scheme names accepted by :func:`make_masks`.
+SCHEMES = ("binary", "alternating", "random")
+
+
 def _check_dim(dim: int) -> int:
     dim = int(dim)
     if dim < 2:

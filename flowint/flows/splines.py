@@ -296,8 +296,15 @@ class RationalQuadratic(SplineMap):
         a = h_i * (s - d_i) + dy * c2
         b = h_i * d_i - dy * c2
         c = -s * dy
-        disc = (b * b - 4.0 * a * c).clamp_min(0.0)
-        xi = ((2.0 * c) / (-b - torch.sqrt(disc))).clamp(0.0, 1.0)
+        sq = torch.sqrt((b * b - 4.0 * a * c).clamp_min(0.0))
+        # The root in [0, 1] equals both 2c / (-b - sq) and (-b + sq) / (2a). The first form
+        # cancels catastrophically when b < 0 (steep knot derivatives around a flat bin); then
+        # a > h s > 0 and the second form adds two positive terms. The denominators of the
+        # unused branches are replaced so that neither branch divides by zero (no NaN grads).
+        pos = b >= 0.0
+        xi_pos = (2.0 * c) / torch.where(pos, -b - sq, -torch.ones_like(b))
+        xi_neg = (-b + sq) / torch.where(pos, torch.ones_like(a), 2.0 * a)
+        xi = torch.where(pos, xi_pos, xi_neg).clamp(0.0, 1.0)
         t = xi * (1.0 - xi)
         denom = s + c2 * t
         num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
