@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 import integrands
-from flowint import Integrator
+from flowint import DEFAULTS, Integrator
 from flowint.result import IterationRecord
 from flowint.stats import (
     THRESHOLDS,
@@ -27,6 +28,9 @@ from flowint.stats import (
 )
 
 SMALL_FLOW = {"hidden": 8, "bins": 8, "n_layers": 2}
+#: Explicit training settings (independent of the library's defaults).
+TRAIN: dict[str, Any] = {k: v for k, v in {"progress": False, "steps_per_batch": 4,
+                                           "minibatch": None}.items() if k in DEFAULTS}
 
 
 def _lomax(xi: float, n: int, seed: int) -> np.ndarray:
@@ -150,7 +154,7 @@ def _camel16() -> integrands.Integrand:
 def test_untrained_flow_on_16d_camel_warns() -> None:
     """No training at all: q is uniform, a handful of points carry the whole integral."""
     f = _camel16()
-    integ = Integrator(16, seed=0, batch_size=1000, progress=False, flow_options=SMALL_FLOW)
+    integ = Integrator(16, seed=0, batch_size=1000, flow_options=SMALL_FLOW, **TRAIN)
     with pytest.warns(RuntimeWarning) as record:
         r = integ.estimate(f, 4000)
     emitted = {str(w.message) for w in record}
@@ -169,8 +173,8 @@ def test_flow_trained_on_one_peak_of_16d_camel_warns() -> None:
         norm = 0.5 * (alpha * math.sqrt(math.pi)) ** (-dim)
         return norm * torch.exp(-((x - 1.0 / 3.0) ** 2).sum(-1) / alpha**2)
 
-    integ = Integrator(16, seed=0, batch_size=1000, progress=False, warmup=4, qmc=False,
-                       flow_options=SMALL_FLOW)
+    integ = Integrator(16, seed=0, batch_size=1000, warmup=4, qmc=False,
+                       flow_options={**SMALL_FLOW, "grid": True}, **TRAIN)
     integ.train(one_peak, 4000)  # four grid refinements, no coupling-layer training
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -180,7 +184,8 @@ def test_flow_trained_on_one_peak_of_16d_camel_warns() -> None:
 
 def test_well_trained_easy_integrand_does_not_warn() -> None:
     f = integrands.get("gaussian:dim=2")
-    integ = Integrator(2, seed=1, batch_size=1000, progress=False)
+    integ = Integrator(2, seed=1, batch_size=1000, flow_options={"hidden": 16, "bins": 16},
+                       **TRAIN)
     integ.train(f, 12_000)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)

@@ -19,11 +19,16 @@ from typing import Any
 import pytest
 import torch
 
+import flowint
 import flowint.integrator as integrator_module
 import integrands
 from flowint import Integrator, Result, integrate
 
-SMALL: dict[str, Any] = {"progress": False, "flow_options": {"hidden": 8, "bins": 8}}
+#: Small explicit settings (independent of the library's defaults); ``minibatch=None`` makes each
+#: gradient step use one batch's worth of points, where the installed flowint has that setting.
+SMALL: dict[str, Any] = {k: v for k, v in {"progress": False, "minibatch": None,
+                                           "flow_options": {"hidden": 8, "bins": 8}}.items()
+                         if k in flowint.DEFAULTS}
 
 
 def _poisoned_loss(bad_calls: set[int], kind: str) -> Callable[..., Any]:
@@ -97,7 +102,7 @@ def test_integrate_survives_repeated_nan_losses(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(integrator_module, "surrogate_loss", _poisoned_loss({1, 2, 3, 7}, "loss"))
     with pytest.warns(RuntimeWarning, match="non-finite loss"):
         r = integrate(_gaussian, 2, budget=4000, n_train=2000, seed=2, batch_size=250, warmup=0,
-                      **SMALL)
+                      steps_per_batch=2, **SMALL)
     _assert_no_nan(r)
 
 
@@ -164,6 +169,6 @@ def test_extreme_peak_float32_and_float64(dtype: torch.dtype) -> None:
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         r = integrate(f, 2, budget=12_000, n_train=8000, seed=5, batch_size=1000, dtype=dtype,
-                      **SMALL)
+                      steps_per_batch=2, **SMALL)
     _assert_no_nan(r)
     assert abs(r.mean - exact) < 5 * r.sdev or r.warnings
