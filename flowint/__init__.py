@@ -1,10 +1,12 @@
 """flowint: integration and sampling in many dimensions with normalizing flows."""
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .fit import fit
 from .flows import Flow, load_flow, make_flow
 from .integrand import Integrand, IntegrandError
 from .integrator import DEFAULTS, Integrator, integrate
 from .result import IterationRecord, Result
+from .sampling import unweighted_samples, weighted_samples
 
 __all__ = [
     "DEFAULTS",
@@ -16,7 +18,11 @@ __all__ = [
     "Result",
     "fit",
     "integrate",
+    "load_checkpoint",
     "load_flow",
     "make_flow",
+    "save_checkpoint",
+    "unweighted_samples",
+    "weighted_samples",
 ]
 __version__ = "0.1.0"
