@@ -16,9 +16,9 @@ when the integrand is fast.
 
 Usage::
 
-    python benchmarks/distributed.py                   # writes benchmarks/results/distributed.md
-    python benchmarks/distributed.py --quick           # smaller, prints only
-    python benchmarks/distributed.py --cost-us 100 --chunk 2000 --workers 1 2 4
+    python benchmarks/distributed_speedup.py          # writes benchmarks/results/distributed.md
+    python benchmarks/distributed_speedup.py --quick  # smaller, prints only
+    python benchmarks/distributed_speedup.py --cost-us 100 --chunk 2000 --workers 1 2 4
 """
 
 from __future__ import annotations
@@ -35,11 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-# This file is called distributed.py: drop its folder from the import path, so that
-# ``import distributed`` finds Dask's package (here and in worker processes, which inherit it).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 __all__ = ["SlowGauss", "main"]
 
@@ -184,7 +179,7 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
     lines = [
         "# Distributed evaluation: speed-up against workers",
         "",
-        f"Written by `benchmarks/distributed.py {' '.join(sys.argv[1:])}` on "
+        f"Written by `benchmarks/distributed_speedup.py {' '.join(sys.argv[1:])}` on "
         f"{time.strftime('%Y-%m-%d %H:%M')}: {platform.machine()}, {os.cpu_count()} CPU "
         f"cores (shared with other jobs), Python {platform.python_version()}, torch "
         f"{torch.__version__}, distributed {distributed.__version__}.",
