@@ -100,7 +100,7 @@ class Integrator:
         if not 0.0 < float(s["train_fraction"]) < 1.0:
             raise ValueError("train_fraction must be in (0, 1)")
         if s["batch_size"] is not None and (isinstance(s["batch_size"], bool)
-                                            or not isinstance(s["batch_size"], int)
+                                            or not hasattr(s["batch_size"], "__index__")
                                             or s["batch_size"] < 2):
             raise ValueError(f"batch_size must be None or an integer >= 2, "
                              f"got {s['batch_size']!r}")
@@ -383,8 +383,10 @@ class Integrator:
         if qmc:
             batch = _qmc_size(n_evals, batch, self._calls_needed(rtol, atol))
         loop = _ckpt.loop(self, "final", {"n_evals": n_evals, "rtol": rtol, "atol": atol},
-                          first=len(self.history), spent=0, weights=[])
+                          first=len(self.history), spent=0, weights=[],
+                          next_check=_QMC_MIN_RANDOMIZATIONS if qmc else 2)
         first, spent, weights = loop["first"], loop["spent"], loop["weights"]
+        next_check = loop["next_check"]
         with _progress(self.settings["progress"], n_evals, "estimate") as bar:
             while spent < n_evals and not loop["done"]:
                 t0 = time.perf_counter()
@@ -398,10 +400,16 @@ class Integrator:
                 self._record("final", fx, log_q, t0)
                 spent += n
                 bar.update(n)
-                stop = (_qmc_target_met(self.history[first:], rtol, atol) if qmc
-                        else _target_met(torch.cat(weights), rtol, atol))
-                _ckpt.step(self, "final", spent=spent, done=stop or n_evals - spent < (
-                    batch if qmc else 1))
+                stop = False
+                if len(weights) >= next_check:
+                    # Staged stopping: the error estimate is consulted only at a few stages,
+                    # each time predicting how many iterations the target needs; stopping
+                    # the first time a noisy estimate dips below the target would select
+                    # underestimated error bars.
+                    sdev_now = _current_sdev(weights, qmc)
+                    stop, next_check = _next_stage(weights, sdev_now, rtol, atol, next_check)
+                _ckpt.step(self, "final", spent=spent, next_check=next_check,
+                           done=stop or n_evals - spent < (batch if qmc else 1))
                 if stop:
                     break
         _ckpt.loop_end(self, "final")
@@ -560,17 +568,36 @@ def _check_count(n: Any, name: str) -> int:
     return int(n)
 
 
-def _target_met(w: Tensor, rtol: float | None, atol: float | None) -> bool:
-    if rtol is None and atol is None:
-        return False
+def _current_sdev(weights: list[Tensor], qmc: bool) -> tuple[float, float]:
+    """``(mean, sdev)`` of component 0 from the final iterations so far."""
+    if qmc:
+        means = torch.stack([(w if w.ndim == 1 else w[:, 0]).mean() for w in weights])
+        return float(means.mean()), float(means.std()) / math.sqrt(len(weights))
+    w = torch.cat(weights)
     w = w if w.ndim == 1 else w[:, 0]
-    n = w.shape[0]
-    if n < 2:
-        return False
     mean, std = scaled_mean_std(w)
-    sdev = std / math.sqrt(n)
+    return mean, std / math.sqrt(w.shape[0])
+
+
+def _next_stage(weights: list[Tensor], current: tuple[float, float], rtol: float | None,
+                atol: float | None, next_check: int) -> tuple[bool, int]:
+    """Whether the error target is met, and otherwise after how many iterations to look again.
+
+    The next look is where the target is predicted to be met (sdev falls as 1/√iterations),
+    plus 5 %; without a target the estimate runs to its budget.
+    """
+    if rtol is None and atol is None:
+        return False, 10**12
+    mean, sdev = current
+    k = len(weights)
     goal = max(atol or 0.0, (rtol or 0.0) * abs(mean))
-    return sdev <= goal
+    if not math.isfinite(sdev):
+        return False, k + 1
+    if sdev <= goal:
+        return True, next_check
+    if goal <= 0:
+        return False, 10**12
+    return False, max(k + 1, math.ceil(1.05 * k * (sdev / goal) ** 2))
 
 
 class _progress:
@@ -649,15 +676,6 @@ def _qmc_errors(weights: list[Tensor], cov_iid: tuple) -> tuple[float, tuple]:
     cov_t = tuple(tuple(float(c) for c in row) for row in cov) if cov_iid else ()
     return sdev, cov_t
 
-
-def _qmc_target_met(records: list[IterationRecord], rtol: float | None,
-                    atol: float | None) -> bool:
-    if (rtol is None and atol is None) or len(records) < _QMC_MIN_RANDOMIZATIONS:
-        return False
-    means = torch.tensor([r.mean for r in records], dtype=torch.float64)
-    mean, std = scaled_mean_std(means)
-    sdev = std / math.sqrt(len(records))
-    return sdev <= max(atol or 0.0, (rtol or 0.0) * abs(mean))
 
 
 def _median(values: list[float]) -> float:
