@@ -95,8 +95,8 @@ class Integrator:
         if s["loss"] not in LOSSES:
             raise ValueError(f"unknown loss {s['loss']!r}; choose one of {sorted(LOSSES)}")
         for key in ("steps_per_batch", "warmup", "patience", "buffer"):
-            if int(s[key]) < 0:
-                raise ValueError(f"{key} must be >= 0, got {s[key]}")
+            if isinstance(s[key], bool) or not hasattr(s[key], "__index__") or s[key] < 0:
+                raise ValueError(f"{key} must be an integer >= 0, got {s[key]!r}")
         if not 0.0 < float(s["train_fraction"]) < 1.0:
             raise ValueError("train_fraction must be in (0, 1)")
         if s["batch_size"] is not None and (isinstance(s["batch_size"], bool)
@@ -372,6 +372,7 @@ class Integrator:
             A :class:`Result` built from this call's samples only.
         """
         n_evals = _check_count(n_evals, "n_evals")
+        _check_tolerances(rtol, atol)
         return self._estimate(self.wrap(f), n_evals, rtol, atol, time.perf_counter(),
                               self.n_evals)
 
@@ -445,6 +446,7 @@ class Integrator:
         budget goes to the final estimate, which stops early once ``rtol``/``atol`` is met.
         """
         budget = _check_count(budget, "budget")
+        _check_tolerances(rtol, atol)
         integrand = self.wrap(f)
         batch = self.batch_size(budget)
         if budget < 2 * batch and n_train is None:
@@ -558,6 +560,13 @@ def integrate(f: Callable, dim: int, bounds: Any = None, *, budget: int = 1_000_
         ...                       budget=200_000, seed=0)
     """
     return Integrator(dim, bounds, **settings)(f, budget, rtol=rtol, atol=atol, n_train=n_train)
+
+
+def _check_tolerances(rtol: float | None, atol: float | None) -> None:
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                                or not math.isfinite(tol) or tol <= 0):
+            raise ValueError(f"{name} must be a positive number or None, got {tol!r}")
 
 
 def _check_count(n: Any, name: str) -> int:

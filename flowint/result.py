@@ -80,7 +80,12 @@ class Result:
     Attributes:
         mean: the estimate (from fresh samples of the frozen flow only).
         sdev: its standard error.
-        chi2: χ² of the final iterations about the mean.
+        chi2: χ² of the final iterations about the mean, each weighed with the i.i.d.
+            variance of its points. With i.i.d. final points (``qmc=False``) it tests the
+            iterations' consistency; in the default quasi-random mode the iterations are the
+            independent randomizations, the error bar comes from their spread, and
+            ``chi2/dof`` well below 1 measures the gain of quasi-random points over i.i.d.
+            ones (Q is then close to 1 and is no consistency test).
         dof: degrees of freedom of ``chi2`` (number of final iterations minus one).
         Q: probability that a χ² this large arises by chance (small Q: inconsistent iterations).
         n_evals: total integrand evaluations (training and final estimate).

@@ -354,8 +354,12 @@ def load_flow(path: str, map_location: str | torch.device | None = None) -> Flow
         raise ValueError(f"{path} is not a flowint flow file ({exc})") from exc
     if not isinstance(blob, dict) or blob.get("format") != "flowint.flow/1":
         raise ValueError(f"{path} is not a flowint flow file")
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+              "float64": torch.float64}
+    if blob.get("dtype") not in dtypes:
+        raise ValueError(f"{path}: unsupported dtype {blob.get('dtype')!r}")
     flow = build_flow(blob["config"])
-    flow = flow.to(getattr(torch, blob["dtype"]))
+    flow = flow.to(dtypes[blob["dtype"]])
     flow.load_state_dict(blob["state_dict"])
     if map_location is not None:
         flow = flow.to(map_location)
