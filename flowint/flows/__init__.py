@@ -15,7 +15,7 @@ from .base import (
     register_builder,
 )
 from .continuous import ContinuousFlow, LinearField, TimeMLP
-from .coupling import MLP, SplineCoupling
+from .coupling import MLP, Coupling, SplineCoupling
 from .elementwise import ElementwiseSpline, PerAxisGrid
 from .factory import make_flow
 from .inverse_cdf import InverseCDF
@@ -47,6 +47,7 @@ __all__ = [
     "PiecewiseLinear",
     "PiecewiseQuadratic",
     "RationalQuadratic",
+    "Coupling",
     "SplineCoupling",
     "SplineMap",
     "UniformBase",

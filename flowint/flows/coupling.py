@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .base import Bijection
 from .splines import SplineMap, make_spline
 
-__all__ = ["MLP", "SplineCoupling"]
+__all__ = ["MLP", "Coupling", "SplineCoupling"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "silu": nn.SiLU,
                 "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -53,7 +53,65 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
-class SplineCoupling(Bijection):
+class Coupling(Bijection):
+    """The mechanics shared by every coupling layer: ``x_A = z_A``, ``x_B = τ(z_B; h(z_A))``.
+
+    Subclasses set ``self.transformer`` — any object with ``forward(x, theta)``,
+    ``inverse(y, theta)`` (each returning the output and the elementwise log-derivative),
+    ``n_params`` and ``config()``, such as the splines of :mod:`~flowint.flows.splines` — and
+    may override :meth:`_encode`, the map applied to ``z_A`` before the network.
+
+    Arguments:
+        mask: boolean tensor of shape ``(dim,)``; ``True`` marks the coordinates this layer
+            transforms, ``False`` those the network conditions on. Both sets must be non-empty.
+        transformer: the elementwise map of the transformed coordinates.
+        hidden: conditioner width.
+        depth: conditioner hidden layers.
+        activation: conditioner activation.
+    """
+
+    def __init__(self, mask: Tensor, transformer, hidden: int, depth: int, activation: str):
+        super().__init__()
+        mask = torch.as_tensor(mask, dtype=torch.bool)
+        if mask.ndim != 1 or mask.all() or not mask.any():
+            raise ValueError("mask must be 1-D with at least one True and one False entry")
+        self.dim = mask.numel()
+        self.register_buffer("mask", mask)
+        self.register_buffer("idx_b", torch.nonzero(mask).squeeze(-1))
+        self.register_buffer("idx_a", torch.nonzero(~mask).squeeze(-1))
+        self.transformer = transformer
+        self.n_b = int(mask.sum())
+        self.net = MLP(self.dim - self.n_b, self.n_b * transformer.n_params, hidden, depth,
+                       activation)
+        self._hparams = {"hidden": int(hidden), "depth": int(depth), "activation": activation}
+
+    def _encode(self, t_a: Tensor) -> Tensor:
+        """The network's input computed from the conditioning coordinates."""
+        return t_a
+
+    def _couple(self, t: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        theta = self.net(self._encode(t.index_select(1, self.idx_a)))
+        theta = theta.view(t.shape[0], self.n_b, self.transformer.n_params)
+        fn = self.transformer.inverse if inverse else self.transformer.forward
+        out_b, ladj = fn(t.index_select(1, self.idx_b), theta)
+        return t.index_copy(1, self.idx_b, out_b), ladj.sum(-1)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self._couple(z, inverse=False)
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._couple(x, inverse=True)
+
+    def config(self) -> dict:
+        return {"mask": self.mask.int().tolist(), **self._hparams, **self.transformer.config()}
+
+    def extra_repr(self) -> str:
+        c = self.config()
+        mask = "".join(str(m) for m in c.pop("mask"))
+        return f"mask={mask}, " + ", ".join(f"{k}={v!r}" for k, v in c.items())
+
+
+class SplineCoupling(Coupling):
     """A coupling layer of the unit cube with spline transformers.
 
     Arguments:
@@ -70,42 +128,13 @@ class SplineCoupling(Bijection):
 
     def __init__(self, mask: Tensor, kind: str = "rqs", hidden: int = 32, depth: int = 4,
                  activation: str = "relu", **spline_kwargs):
-        super().__init__()
-        mask = torch.as_tensor(mask, dtype=torch.bool)
-        if mask.ndim != 1 or mask.all() or not mask.any():
-            raise ValueError("mask must be 1-D with at least one True and one False entry")
-        self.dim = mask.numel()
-        self.register_buffer("mask", mask)
-        self.register_buffer("idx_b", torch.nonzero(mask).squeeze(-1))
-        self.register_buffer("idx_a", torch.nonzero(~mask).squeeze(-1))
-        self.spline: SplineMap = make_spline(kind, **spline_kwargs)
-        self.n_b = int(mask.sum())
-        self.net = MLP(self.dim - self.n_b, self.n_b * self.spline.n_params, hidden, depth,
-                       activation)
-        self._hparams = {"hidden": int(hidden), "depth": int(depth), "activation": activation}
+        super().__init__(mask, make_spline(kind, **spline_kwargs), hidden, depth, activation)
 
-    def _theta(self, z_a: Tensor) -> Tensor:
+    @property
+    def spline(self) -> SplineMap:
+        """The spline family of this layer (its transformer)."""
+        return self.transformer
+
+    def _encode(self, t_a: Tensor) -> Tensor:
         # Centre the conditioner's inputs on zero: [0,1] -> [-1,1].
-        return self.net(2.0 * z_a - 1.0).view(z_a.shape[0], self.n_b, self.spline.n_params)
-
-    def _couple(self, t: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
-        t_a = t.index_select(1, self.idx_a)
-        theta = self._theta(t_a)
-        t_b = t.index_select(1, self.idx_b)
-        fn = self.spline.inverse if inverse else self.spline.forward
-        out_b, ladj = fn(t_b, theta)
-        return t.index_copy(1, self.idx_b, out_b), ladj.sum(-1)
-
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self._couple(z, inverse=False)
-
-    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._couple(x, inverse=True)
-
-    def config(self) -> dict:
-        return {"mask": self.mask.int().tolist(), **self._hparams, **self.spline.config()}
-
-    def extra_repr(self) -> str:
-        c = self.config()
-        mask = "".join(str(m) for m in c.pop("mask"))
-        return f"mask={mask}, " + ", ".join(f"{k}={v!r}" for k, v in c.items())
+        return 2.0 * t_a - 1.0

@@ -18,17 +18,15 @@ References:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from .base import Bijection
-from .coupling import MLP
+from .coupling import Coupling
 from .transformers import make_transformer
 
 __all__ = ["MaskedCoupling", "AdditiveCoupling", "AffineCoupling"]
 
 
-class MaskedCoupling(Bijection):
+class MaskedCoupling(Coupling):
     """A coupling layer of ``R^dim`` with any transformer of :mod:`~flowint.flows.transformers`.
 
     Arguments:
@@ -44,40 +42,8 @@ class MaskedCoupling(Bijection):
 
     def __init__(self, mask: Tensor, transformer: str = "affine", hidden: int = 64,
                  depth: int = 2, activation: str = "relu", **transformer_kwargs):
-        super().__init__()
-        mask = torch.as_tensor(mask, dtype=torch.bool)
-        if mask.ndim != 1 or mask.all() or not mask.any():
-            raise ValueError("mask must be 1-D with at least one True and one False entry")
-        self.dim = mask.numel()
-        self.register_buffer("mask", mask)
-        self.register_buffer("idx_b", torch.nonzero(mask).squeeze(-1))
-        self.register_buffer("idx_a", torch.nonzero(~mask).squeeze(-1))
-        self.transformer = make_transformer(transformer, "real", **transformer_kwargs)
-        self.n_b = int(mask.sum())
-        self.net = MLP(self.dim - self.n_b, self.n_b * self.transformer.n_params, hidden, depth,
-                       activation)
-        self._hparams = {"hidden": int(hidden), "depth": int(depth), "activation": activation}
-
-    def _couple(self, t: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
-        theta = self.net(t.index_select(1, self.idx_a))
-        theta = theta.view(t.shape[0], self.n_b, self.transformer.n_params)
-        fn = self.transformer.inverse if inverse else self.transformer.forward
-        out_b, ladj = fn(t.index_select(1, self.idx_b), theta)
-        return t.index_copy(1, self.idx_b, out_b), ladj.sum(-1)
-
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self._couple(z, inverse=False)
-
-    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._couple(x, inverse=True)
-
-    def config(self) -> dict:
-        return {"mask": self.mask.int().tolist(), **self._hparams, **self.transformer.config()}
-
-    def extra_repr(self) -> str:
-        c = self.config()
-        mask = "".join(str(m) for m in c.pop("mask"))
-        return f"mask={mask}, " + ", ".join(f"{k}={v!r}" for k, v in c.items())
+        super().__init__(mask, make_transformer(transformer, "real", **transformer_kwargs),
+                         hidden, depth, activation)
 
 
 class AdditiveCoupling(MaskedCoupling):
