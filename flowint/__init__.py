@@ -1,5 +1,6 @@
 """flowint: integration and sampling in many dimensions with normalizing flows."""
 
+from . import pde
 from .checkpoint import load_checkpoint, save_checkpoint
 from .fit import fit
 from .flows import Flow, load_flow, make_flow
@@ -21,6 +22,7 @@ __all__ = [
     "load_checkpoint",
     "load_flow",
     "make_flow",
+    "pde",
     "save_checkpoint",
     "unweighted_samples",
     "weighted_samples",
