@@ -38,28 +38,45 @@ __all__ = [
 ]
 
 
+# Performance note: in a coupling layer every tensor below has shape (n, n_b, bins), the
+# largest in the flow, and the work is memory-bound, so the helpers avoid temporaries and
+# copies of that size (in-place updates of fresh tensors, one concatenation for the knots, no
+# per-point copies of shared knots) while computing exactly the same values.
+
+
 def _widths(logits: Tensor, min_width: float) -> Tensor:
     """Softmax bin sizes with a floor: each is at least ``min_width``, and they sum to one."""
     k = logits.shape[-1]
-    return min_width + (1.0 - min_width * k) * torch.softmax(logits, dim=-1)
+    # min_width + c * softmax, with the addition in place on the fresh product.
+    return torch.softmax(logits, dim=-1).mul(1.0 - min_width * k).add_(min_width)
 
 
 def _knots(widths: Tensor) -> Tensor:
     """Cumulative knots ``0 = k_0 < ... < k_K = 1`` of bin widths (end knot exactly one)."""
-    knots = F.pad(torch.cumsum(widths, dim=-1), (1, 0))
-    knots = knots.clone()
-    knots[..., -1] = 1.0
-    return knots
+    cum = torch.cumsum(widths, dim=-1)
+    ends = cum.new_ones(cum.shape[:-1] + (2,))
+    ends[..., 0] = 0.0
+    return torch.cat([ends[..., :1], cum[..., :-1], ends[..., 1:]], dim=-1)
 
 
 def _search(knots: Tensor, x: Tensor) -> Tensor:
-    """Index ``i`` (shape ``(..., 1)``) of the bin ``[k_i, k_{i+1})`` holding ``x``, clamped."""
+    """Index ``i`` (shape ``(..., 1)``) of the bin ``[k_i, k_{i+1})`` holding ``x``, clamped.
+
+    ``knots`` has shape ``(..., K+1)``, either one row per element of ``x`` or broadcast over
+    its leading axes (shared by all points); shared knots are never copied per point.
+    """
+    last = knots.shape[-1] - 2
     if knots.ndim == 1:  # one shared set of knots: search without copying it per point
         idx = torch.searchsorted(knots.contiguous(), x.contiguous(), right=True) - 1
-        return idx.clamp_(0, knots.shape[-1] - 2).unsqueeze(-1)
-    knots = knots.expand(*x.shape, knots.shape[-1]).contiguous()
+        return idx.clamp_(0, last).unsqueeze(-1)
+    if knots.ndim == 2 and x.ndim == 2 and knots.shape[0] == x.shape[1]:
+        # Per-axis knots (dim, K+1) shared by a batch (n, dim), as in the elementwise layers:
+        # search each axis's column of points in that axis's knots.
+        idx = torch.searchsorted(knots.contiguous(), x.T.contiguous(), right=True) - 1
+        return idx.clamp_(0, last).T.unsqueeze(-1)
+    knots = knots.expand(*x.shape, knots.shape[-1]).contiguous()  # no copy when per point
     idx = torch.searchsorted(knots, x.unsqueeze(-1).contiguous(), right=True) - 1
-    return idx.clamp_(0, knots.shape[-1] - 2)
+    return idx.clamp_(0, last)
 
 
 def _clip01(t: Tensor) -> Tensor:
@@ -188,12 +205,12 @@ class PiecewiseQuadratic(SplineMap):
         k = self.bins
         w = _widths(theta[..., :k], self.min_width)
         u = theta[..., k:]
-        v = torch.exp(u - u.max(dim=-1, keepdim=True).values)
-        area = (0.5 * (v[..., :-1] + v[..., 1:]) * w).sum(-1, keepdim=True)
+        v = (u - u.max(dim=-1, keepdim=True).values).exp_()
+        area = ((v[..., :-1] + v[..., 1:]).mul_(0.5) * w).sum(-1, keepdim=True)
         eps = self.min_derivative
-        v = (1.0 - eps) * v / area + eps
+        v = ((1.0 - eps) * v / area).add_(eps)
         knots = _knots(w)
-        cdf = _knots(0.5 * (v[..., :-1] + v[..., 1:]) * w)
+        cdf = _knots((v[..., :-1] + v[..., 1:]).mul_(0.5) * w)
         return w, v, knots, cdf
 
     def forward(self, x: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
@@ -260,10 +277,14 @@ class RationalQuadratic(SplineMap):
                 "min_derivative": self.min_derivative}
 
     def _params(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Widths, heights, knot derivatives, x knots and y knots."""
         k = self.bins
         w = _widths(theta[..., :k], self.min_width)
         h = _widths(theta[..., k:2 * k], self.min_height)
-        d = self.min_derivative + F.softplus(theta[..., 2 * k:] + self._shift)
+        # min_derivative + softplus(.), with the addition in place on the fresh softplus.
+        # (Applying softplus to the two gathered parameters of the bin only would be cheaper
+        # but rounds differently by an ulp: SIMD and scalar tails of the kernel differ.)
+        d = F.softplus(theta[..., 2 * k:] + self._shift).add_(self.min_derivative)
         return w, h, d, _knots(w), _knots(h)
 
     @staticmethod
