@@ -45,6 +45,9 @@ import numpy as np
 import torch
 import vegas
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import _cpu_model  # noqa: E402
+
 from flowint import make_flow
 from flowint.flows import make_masks, make_spline
 from flowint.flows.factory import DEFAULT_BINS
@@ -211,22 +214,12 @@ def profile_flow(dim: int = 16, batch: int = 100_000, kind: str = "rqs",
     }
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, str]:
     """CPU, core and thread counts, versions and date of the run."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load average (1, 5, 15 min) at the end": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "cpu": _cpu_name(),
+        "cpu": _cpu_model(),
         "cores": str(os.cpu_count()),
         "torch threads": str(torch.get_num_threads()),
         "python": platform.python_version(),

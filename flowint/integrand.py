@@ -77,11 +77,6 @@ def parse_bounds(bounds: Any, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     return lo, hi
 
 
-def _call_chunk(fn: Callable, x: Any) -> Any:
-    """Module-level so that process pools can pickle it."""
-    return fn(x)
-
-
 class Integrand:
     """A user integrand evaluated on points of the unit cube (see the module docstring).
 
