@@ -107,6 +107,23 @@ def test_outputs_finite_in_range_and_monotone(spline_theta, extra):
         assert (ends[1] - 1.0).abs() <= ROUND_TRIP_UNITS * EPS * cond[1]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("side", ["first", "last"])
+def test_ends_fixed_when_an_end_bin_is_below_float_spacing(kind: str, side: str):
+    """A bin of size ``e^-40`` next to 0 or 1 (floor zero) rounds its inner knot onto the end;
+    0 and 1 must still map exactly to themselves, both ways (CI found this with rqs)."""
+    spline = _build(kind, 10, 0.0)
+    theta = torch.zeros(spline.n_params, dtype=F64)
+    big, tiny = (9, 0) if side == "first" else (0, 9)
+    for start in range(0, min(2, spline.n_params // 10) * 10, 10):  # widths, and heights (rqs)
+        theta[start + big], theta[start + tiny] = 20.0, -20.0
+    ends = torch.tensor([0.0, 1.0], dtype=F64)
+    for fn in (spline.forward, spline.inverse):
+        out, ladj = _eval(fn, ends, theta)
+        assert torch.equal(out, ends), (fn.__name__, out)
+        assert torch.isfinite(ladj).all()
+
+
 @SETTINGS
 @given(splines(floors=(1e-6, 1e-4, 1e-3)), extra_points)
 def test_round_trip_relative_to_conditioning(spline_theta, extra):

@@ -84,6 +84,19 @@ def _clip01(t: Tensor) -> Tensor:
     return t + (t.clamp(0.0, 1.0) - t).detach()
 
 
+def _pin_ends(inp: Tensor, out: Tensor) -> Tensor:
+    """``out`` clamped to ``[0, 1]``, with the ends of the interval mapped exactly to themselves.
+
+    A bin narrower than the spacing of floats near 1 (possible when the floor on bin sizes
+    is zero) puts its left knot, after rounding, on 1 itself; the point 1 then lands at the
+    start of that bin instead of its end. The maps fix 0 and 1 by construction, so the ends
+    are set exactly here; gradients pass through ``out`` unchanged.
+    """
+    out = _clip01(out)
+    ends = (inp <= 0.0) | (inp >= 1.0)
+    return out + torch.where(ends, inp - out, 0.0).detach()
+
+
 def _take(t: Tensor, idx: Tensor) -> Tensor:
     """``t[..., idx]`` with ``idx`` of shape ``(..., 1)``; returns shape ``(...)``."""
     return torch.gather(t.expand(*idx.shape[:-1], t.shape[-1]), -1, idx).squeeze(-1)
@@ -156,7 +169,7 @@ class PiecewiseLinear(SplineMap):
         q_i = _take(q, idx)
         alpha = x * k - idx.squeeze(-1)
         y = _take(cdf, idx) + alpha * q_i
-        return _clip01(y), torch.log(q_i * k)
+        return _pin_ends(x, y), torch.log(q_i * k)
 
     def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         k = self.bins
@@ -167,7 +180,7 @@ class PiecewiseLinear(SplineMap):
         q_i = _take(q, idx)
         alpha = ((y - _take(cdf, idx)) / q_i).clamp(0.0, 1.0)
         x = (idx.squeeze(-1) + alpha) / k
-        return _clip01(x), -torch.log(q_i * k)
+        return _pin_ends(y, x), -torch.log(q_i * k)
 
 
 class PiecewiseQuadratic(SplineMap):
@@ -221,7 +234,7 @@ class PiecewiseQuadratic(SplineMap):
         alpha = ((x - _take(knots, idx)) / w_i).clamp(0.0, 1.0)
         y = _take(cdf, idx) + w_i * alpha * (v_i + 0.5 * alpha * (v_j - v_i))
         deriv = v_i + alpha * (v_j - v_i)
-        return _clip01(y), torch.log(deriv)
+        return _pin_ends(x, y), torch.log(deriv)
 
     def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         w, v, knots, cdf = self._params(theta)
@@ -236,7 +249,7 @@ class PiecewiseQuadratic(SplineMap):
         alpha = (2.0 * r / (b + torch.sqrt(disc))).clamp(0.0, 1.0)
         x = _take(knots, idx) + alpha * w_i
         deriv = v_i + alpha * (v_j - v_i)
-        return _clip01(x), -torch.log(deriv)
+        return _pin_ends(y, x), -torch.log(deriv)
 
 
 class RationalQuadratic(SplineMap):
@@ -304,7 +317,7 @@ class RationalQuadratic(SplineMap):
         y = y_i + h_i * (s * xi * xi + d_i * t) / denom
         num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
         ladj = torch.log(num) - 2.0 * torch.log(denom)
-        return _clip01(y), ladj
+        return _pin_ends(x, y), ladj
 
     def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         w, h, d, xk, yk = self._params(theta)
@@ -330,7 +343,7 @@ class RationalQuadratic(SplineMap):
         denom = s + c2 * t
         num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
         ladj = 2.0 * torch.log(denom) - torch.log(num)
-        return _clip01(x_i + xi * w_i), ladj
+        return _pin_ends(y, x_i + xi * w_i), ladj
 
 
 SPLINES: dict[str, type[SplineMap]] = {
