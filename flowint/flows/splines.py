@@ -84,17 +84,20 @@ def _clip01(t: Tensor) -> Tensor:
     return t + (t.clamp(0.0, 1.0) - t).detach()
 
 
-def _pin_ends(inp: Tensor, out: Tensor) -> Tensor:
-    """``out`` clamped to ``[0, 1]``, with the ends of the interval mapped exactly to themselves.
+def _pin_ends(inp: Tensor, out: Tensor, ladj: Tensor, ladj_at_0: Tensor,
+              ladj_at_1: Tensor) -> tuple[Tensor, Tensor]:
+    """Clamp ``out`` to ``[0, 1]`` and map the ends of the interval exactly to themselves.
 
-    A bin narrower than the spacing of floats near 1 (possible when the floor on bin sizes
-    is zero) puts its left knot, after rounding, on 1 itself; the point 1 then lands at the
-    start of that bin instead of its end. The maps fix 0 and 1 by construction, so the ends
-    are set exactly here; gradients pass through ``out`` unchanged.
+    A bin narrower than the spacing of floats near an end (possible when the floor on bin
+    sizes is zero) has an inner knot that rounds onto the end, and the end then lands at the
+    wrong side of that bin. The maps fix 0 and 1 by construction, so there the output is set
+    exactly and ``ladj`` to its value at the end (``ladj_at_0``, ``ladj_at_1``: the log-slope at
+    the first and last knot); elsewhere nothing changes, and gradients pass through ``out``.
     """
     out = _clip01(out)
-    ends = (inp <= 0.0) | (inp >= 1.0)
-    return out + torch.where(ends, inp - out, 0.0).detach()
+    lo, hi = inp <= 0.0, inp >= 1.0
+    out = out + torch.where(lo | hi, inp - out, 0.0).detach()
+    return out, torch.where(lo, ladj_at_0, torch.where(hi, ladj_at_1, ladj))
 
 
 def _take(t: Tensor, idx: Tensor) -> Tensor:
@@ -169,7 +172,8 @@ class PiecewiseLinear(SplineMap):
         q_i = _take(q, idx)
         alpha = x * k - idx.squeeze(-1)
         y = _take(cdf, idx) + alpha * q_i
-        return _pin_ends(x, y), torch.log(q_i * k)
+        ends = torch.log(q[..., [0, -1]] * k).expand(*x.shape, 2)
+        return _pin_ends(x, y, torch.log(q_i * k), ends[..., 0], ends[..., 1])
 
     def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         k = self.bins
@@ -180,7 +184,8 @@ class PiecewiseLinear(SplineMap):
         q_i = _take(q, idx)
         alpha = ((y - _take(cdf, idx)) / q_i).clamp(0.0, 1.0)
         x = (idx.squeeze(-1) + alpha) / k
-        return _pin_ends(y, x), -torch.log(q_i * k)
+        ends = torch.log(q[..., [0, -1]] * k).neg_().expand(*y.shape, 2)
+        return _pin_ends(y, x, -torch.log(q_i * k), ends[..., 0], ends[..., 1])
 
 
 class PiecewiseQuadratic(SplineMap):
@@ -234,7 +239,8 @@ class PiecewiseQuadratic(SplineMap):
         alpha = ((x - _take(knots, idx)) / w_i).clamp(0.0, 1.0)
         y = _take(cdf, idx) + w_i * alpha * (v_i + 0.5 * alpha * (v_j - v_i))
         deriv = v_i + alpha * (v_j - v_i)
-        return _pin_ends(x, y), torch.log(deriv)
+        ends = torch.log(v[..., [0, -1]]).expand(*x.shape, 2)
+        return _pin_ends(x, y, torch.log(deriv), ends[..., 0], ends[..., 1])
 
     def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         w, v, knots, cdf = self._params(theta)
@@ -249,7 +255,8 @@ class PiecewiseQuadratic(SplineMap):
         alpha = (2.0 * r / (b + torch.sqrt(disc))).clamp(0.0, 1.0)
         x = _take(knots, idx) + alpha * w_i
         deriv = v_i + alpha * (v_j - v_i)
-        return _pin_ends(y, x), -torch.log(deriv)
+        ends = torch.log(v[..., [0, -1]]).neg_().expand(*y.shape, 2)
+        return _pin_ends(y, x, -torch.log(deriv), ends[..., 0], ends[..., 1])
 
 
 class RationalQuadratic(SplineMap):
@@ -317,7 +324,8 @@ class RationalQuadratic(SplineMap):
         y = y_i + h_i * (s * xi * xi + d_i * t) / denom
         num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
         ladj = torch.log(num) - 2.0 * torch.log(denom)
-        return _pin_ends(x, y), ladj
+        ends = torch.log(d[..., [0, -1]]).expand(*x.shape, 2)
+        return _pin_ends(x, y, ladj, ends[..., 0], ends[..., 1])
 
     def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         w, h, d, xk, yk = self._params(theta)
@@ -343,7 +351,8 @@ class RationalQuadratic(SplineMap):
         denom = s + c2 * t
         num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
         ladj = 2.0 * torch.log(denom) - torch.log(num)
-        return _pin_ends(y, x_i + xi * w_i), ladj
+        ends = torch.log(d[..., [0, -1]]).neg_().expand(*y.shape, 2)
+        return _pin_ends(y, x_i + xi * w_i, ladj, ends[..., 0], ends[..., 1])
 
 
 SPLINES: dict[str, type[SplineMap]] = {
