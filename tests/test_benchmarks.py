@@ -106,6 +106,26 @@ def test_equal_budget_tiny(tmp_path):
     assert math.isfinite(equal_budget.ratios(rows[0])["rel_std"])
 
 
+def test_ablation_tiny(tmp_path):
+    import ablation
+
+    out = tmp_path / "abl.md"
+    ablation.main(["--case", "gaussian:dim=2", "--train", "4000", "--final", "2000",
+                   "--variants", "default", "loss=kl", "--peers", "vegas", "--out", str(out)])
+    head, body = _table_lines(out.read_text(), "variant")
+    assert head == ["variant", "status", "rel std/sample", "pull", "wall s", "/ vegas"]
+    assert [cells[0] for cells in body] == ["(vegas)", "default", "loss=kl"]
+    for cells in body:
+        row = dict(zip(head, cells, strict=True))
+        assert row["status"] == "ok"
+        cols = ("rel std/sample", "pull") + (("/ vegas",) if row["variant"] != "(vegas)" else ())
+        for col in cols:
+            assert math.isfinite(_number(row[col])), (row["variant"], col, row[col])
+    # the ratio is the variant's rel std over vegas's, both from this run
+    ratio = _number(body[1][5])
+    assert ratio == pytest.approx(_number(body[1][2]) / _number(body[0][2]), rel=0.02)
+
+
 def test_figures_tiny(tmp_path):
     import figures
 
@@ -116,3 +136,19 @@ def test_figures_tiny(tmp_path):
     p2 = figures.weight_histograms("camel:dim=2", 2000, 1000, 1, tmp_path / "w.png")
     for p in (p1, p2):
         assert p.exists() and p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pinn_quick_tiny(tmp_path):
+    import pinn
+
+    runs = pinn.main(["--quick", "--problems", "peak2d", "--set", "stages=2", "--set", "steps=5",
+                      "--set", "n_points=200", "--set", "n_boundary=50", "--set", "pool=1000",
+                      "--set", "polish=3", "--out", str(tmp_path)])
+    assert set(runs["peak2d"]) == {"uniform", "rad", "das", "oracle"}
+    text = (tmp_path / "pinn.md").read_text()
+    head, body = _table_lines(text, "problem")
+    assert head[:4] == ["problem", "method", "rel. L2 error by stage", "final error"]
+    assert [cells[1] for cells in body] == ["uniform", "rad", "das", "oracle"]
+    for cells in body:
+        assert math.isfinite(_number(cells[3].strip("*")))
+    assert "## Targets" in text and (tmp_path / "pinn_points.png").exists()
