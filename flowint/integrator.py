@@ -168,10 +168,16 @@ class Integrator:
     def _draw(self, flow: Flow, n: int, qmc: bool = False) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             if qmc:
-                u, log_q = flow.transform_base(_scrambled_sobol(n, self.dim, self.generator,
-                                                                flow.dtype, flow.device))
+                z = _scrambled_sobol(n, self.dim, self.generator, flow.dtype, flow.device)
             else:
-                u, log_q = flow.sample(n, seed=self.generator)
+                z = flow.sample_base(n, seed=self.generator)
+            # In chunks: the spline tensors of a whole batch (n x dim x parameters) fall out
+            # of the caches and cost page faults; the points and their order are the same.
+            parts = [flow.transform_base(c) for c in z.split(_DRAW_CHUNK)]
+        if len(parts) == 1:
+            u, log_q = parts[0]
+        else:
+            u, log_q = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return u, log_q.to(torch.float64)
 
     def _evaluate(self, integrand: Integrand, u: Tensor) -> Tensor:
@@ -643,18 +649,25 @@ def _record_tuple(r: IterationRecord) -> tuple:
     return (r.phase, r.n, r.mean, r.sdev, r.rel_std, r.loss, r.lr, r.time)
 
 
+_DRAW_CHUNK = 4096  # points pushed through the flow at a time when sampling (no gradients)
 _QMC_MIN_RANDOMIZATIONS = 32  # t with 31 dof: ±3σ covers 99.5 %
+_QMC_FIRST_SHARE = 8  # with an error target, the first look spends n_needed / 8 calls
 
 
 def _qmc_size(n_evals: int, batch: int, n_needed: float | None = None) -> int:
     """Points per randomization: a power of two, with at least 32 randomizations.
 
-    With an error target, ``n_needed`` (the calls the target is expected to take) keeps the
-    randomizations small enough that the estimate can stop near that many calls.
+    With an error target, ``n_needed`` (the calls the target takes with i.i.d. points, from
+    the training iterations) keeps the randomizations small enough that the estimate can stop
+    early: the first 32 randomizations hold ``n_needed / _QMC_FIRST_SHARE`` points. Quasi-random
+    points usually need several times fewer calls than i.i.d. ones (measured: 5-25 times on
+    the camel and gaussian in 2-D), so the first look often meets the target; where they gain
+    nothing, the staged stopping adds randomizations of the same size up to ``n_needed``.
     """
     target = min(n_evals / _QMC_MIN_RANDOMIZATIONS, max(batch, 8192))
     if n_needed is not None:
-        target = min(target, max(64.0, n_needed / _QMC_MIN_RANDOMIZATIONS))
+        first = n_needed / _QMC_FIRST_SHARE
+        target = min(target, max(64.0, first / _QMC_MIN_RANDOMIZATIONS))
     return 2 ** max(1, int(math.floor(math.log2(max(target, 2)))))
 
 

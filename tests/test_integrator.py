@@ -145,6 +145,25 @@ def test_rtol_stops_early():
     assert r.n_evals < 400_000
 
 
+def test_qmc_randomization_size_follows_the_error_target():
+    from flowint.integrator import _QMC_FIRST_SHARE, _QMC_MIN_RANDOMIZATIONS, _qmc_size
+
+    first = 1_000_000 / _QMC_FIRST_SHARE  # the first look: an eighth of the i.i.d. need
+    m = _qmc_size(10**8, 20_000, n_needed=1_000_000)
+    assert m & (m - 1) == 0 and m * _QMC_MIN_RANDOMIZATIONS <= first < 2 * m * 32
+    assert _qmc_size(10**8, 20_000, n_needed=10.0) == 64  # floor
+    assert _qmc_size(10**8, 20_000) == 16_384  # no target: the batch, as a power of two
+    assert _qmc_size(64_000, 20_000) == 1_024  # small budget: 32 randomizations fit
+
+
+def test_rtol_met_where_quasi_random_points_gain_little():
+    """An indicator (discontinuous: QMC gains little) still meets rtol by adding stages."""
+    f = integrands.get("annulus")
+    r = integrate(f, 2, budget=2_000_000, rtol=3e-3, seed=2, **FAST)
+    assert r.rel_error <= 3e-3
+    assert abs(r.pull(f.exact)) < 5
+
+
 def test_training_history_is_not_mixed_into_final():
     f = integrands.get("camel:dim=2")
     integ = Integrator(2, seed=1, **FAST)

@@ -221,8 +221,8 @@ class PiecewiseQuadratic(SplineMap):
 
     def _params(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         k = self.bins
-        w = _widths(theta[..., :k], self.min_width)
-        u = theta[..., k:]
+        w_logits, u = theta.split([k, k + 1], dim=-1)  # (cheaper backward than slicing)
+        w = _widths(w_logits, self.min_width)
         v = (u - u.max(dim=-1, keepdim=True).values).exp_()
         area = ((v[..., :-1] + v[..., 1:]).mul_(0.5) * w).sum(-1, keepdim=True)
         eps = self.min_derivative
@@ -299,12 +299,15 @@ class RationalQuadratic(SplineMap):
     def _params(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Widths, heights, knot derivatives, x knots and y knots."""
         k = self.bins
-        w = _widths(theta[..., :k], self.min_width)
-        h = _widths(theta[..., k:2 * k], self.min_height)
+        # split, not slicing: the backward of a slice fills a zero tensor of theta's full size
+        # per slice, that of split concatenates the three gradients once.
+        w_logits, h_logits, d_raw = theta.split([k, k, k + 1], dim=-1)
+        w = _widths(w_logits, self.min_width)
+        h = _widths(h_logits, self.min_height)
         # min_derivative + softplus(.), with the addition in place on the fresh softplus.
         # (Applying softplus to the two gathered parameters of the bin only would be cheaper
         # but rounds differently by an ulp: SIMD and scalar tails of the kernel differ.)
-        d = F.softplus(theta[..., 2 * k:] + self._shift).add_(self.min_derivative)
+        d = F.softplus(d_raw + self._shift).add_(self.min_derivative)
         return w, h, d, _knots(w), _knots(h)
 
     @staticmethod
