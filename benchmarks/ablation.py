@@ -52,6 +52,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bins=8 lr=6e-3": {"lr": 6e-3, "flow_options": {"bins": 8}},
     "bins=8 lr=6e-3 steps=32": {"lr": 6e-3, "steps_per_batch": 32, "flow_options": {"bins": 8}},
     "bins=8 lr=6e-3 steps=48": {"lr": 6e-3, "steps_per_batch": 48, "flow_options": {"bins": 8}},
+    "bins=8 lr=1e-2": {"lr": 1e-2, "flow_options": {"bins": 8}},
+    "bins=4 lr=6e-3": {"lr": 6e-3, "flow_options": {"bins": 4}},
+    "bins=8 lr=1e-2 steps=24": {"lr": 1e-2, "steps_per_batch": 24, "flow_options": {"bins": 8}},
+    "bins=8 lr=1e-2 steps=32": {"lr": 1e-2, "steps_per_batch": 32, "flow_options": {"bins": 8}},
 }
 QUICK_VARIANTS = ["default", "steps=32", "loss=kl"]
 
