@@ -148,7 +148,7 @@ def test_rtol_stops_early():
 def test_qmc_randomization_size_follows_the_error_target():
     from flowint.integrator import _QMC_FIRST_SHARE, _QMC_MIN_RANDOMIZATIONS, _qmc_size
 
-    first = 1_000_000 / _QMC_FIRST_SHARE  # the first look: an eighth of the i.i.d. need
+    first = 1_000_000 / _QMC_FIRST_SHARE  # the first look: 1/32 of the i.i.d. need
     m = _qmc_size(10**8, 20_000, n_needed=1_000_000)
     assert m & (m - 1) == 0 and m * _QMC_MIN_RANDOMIZATIONS <= first < 2 * m * 32
     assert _qmc_size(10**8, 20_000, n_needed=10.0) == 64  # floor
