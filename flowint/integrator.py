@@ -323,8 +323,9 @@ class Integrator:
         improvement ``r`` (per iteration, in ``log ρ``). With an error target the final
         estimate needs ``N = (ρ I / target)²`` calls (i.i.d.; divided by
         ``_QMC_GAIN_GUESS`` for the quasi-random estimate), and one more iteration of ``b``
-        calls saves about ``2 r N``: training stops once that is below ``b``. With a fixed budget the
-        final error scales as ``ρ / √N_final``, so training stops once ``2 r < b / N_final``.
+        calls saves about ``2 r N``: training stops once that is below ``b``. With a fixed
+        budget the final error scales as ``ρ / √N_final``, so training stops once
+        ``2 r < b / N_final``.
         Called from :meth:`train` alone (no goal), it stops when ``ρ`` improves by less than
         2 % over ``patience`` iterations.
         """
