@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ._io import load_plain
 from .flows import build_flow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,15 +114,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: the file is not a flowint checkpoint.
     """
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception as exc:  # not a torch file, or one holding more than plain data
-        raise ValueError(f"{path} is not a flowint checkpoint ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a flowint checkpoint")
-    return blob
+    return load_plain(path, FORMAT, "flowint checkpoint")
 
 
 def resume(integ: Integrator, path: str | os.PathLike) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._io import load_plain
 from .._rng import SeedLike, make_generator
 
 __all__ = [
@@ -346,14 +347,7 @@ class Flow(nn.Module):
 
 def load_flow(path: str, map_location: str | torch.device | None = None) -> Flow:
     """Load a flow written by :meth:`Flow.save`, with ``torch.load(..., weights_only=True)``."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception as exc:  # not a torch file, or one holding more than plain data
-        raise ValueError(f"{path} is not a flowint flow file ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != "flowint.flow/1":
-        raise ValueError(f"{path} is not a flowint flow file")
+    blob = load_plain(path, "flowint.flow/1", "flowint flow file")
     dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
               "float64": torch.float64}
     if blob.get("dtype") not in dtypes:
