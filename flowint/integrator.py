@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "grid_alpha": 0.5,      # damping exponent of those refinements
     "train_fraction": 0.8,  # most of the budget training may take when it keeps improving
     "patience": 8,          # iterations without improvement of the per-sample variance
+    "temper": 0.3,          # train on |f|^beta, beta rising to 1 while the effective sample
+                            # size of the tempered weights stays above this fraction of the
+                            # batch's non-zero points (finds every peak in high d); None: off
     "train_on": "norm",     # vector integrands: "norm" or a component index
     "dtype": torch.float32,  # training dtype of the flow
     "estimate_dtype": torch.float64,  # dtype of the frozen flow in the final estimate
@@ -105,6 +108,10 @@ class Integrator:
                                             or s["batch_size"] < 2):
             raise ValueError(f"batch_size must be None or an integer >= 2, "
                              f"got {s['batch_size']!r}")
+        if s["temper"] is not None and not (isinstance(s["temper"], (int, float))
+                                            and not isinstance(s["temper"], bool)
+                                            and 0.0 <= float(s["temper"]) < 1.0):
+            raise ValueError(f"temper must be None or a fraction in [0, 1), got {s['temper']!r}")
         if s["train_on"] != "norm" and (isinstance(s["train_on"], bool)
                                         or not isinstance(s["train_on"], int) or s["train_on"] < 0):
             raise ValueError(f"train_on must be 'norm' or a component index >= 0, "
@@ -117,6 +124,7 @@ class Integrator:
         self.n_evals = 0
         self.n_dropped = 0
         self._warmed = 0
+        self._beta = 0.0 if self.settings["temper"] else 1.0  # tempering exponent of |f|
         self._buffer: list[tuple[Tensor, Tensor, Tensor]] = []
         self._stop_goal: dict[str, Any] | None = None  # set by __call__ for _converged
         self._integrands: dict[int, Integrand] = {}
@@ -204,13 +212,13 @@ class Integrator:
         return fx[:, spec].abs()
 
     def _record(self, phase: str, fx: Tensor, log_q: Tensor, t0: float, loss: float = math.nan,
-                lr: float = math.nan) -> IterationRecord:
+                lr: float = math.nan, beta: float = 1.0) -> IterationRecord:
         w = (fx if fx.ndim == 1 else fx[:, 0]) * torch.exp(-log_q)
         n = w.shape[0]
         mean, std = scaled_mean_std(w)  # overflow-safe for huge finite f
         rel = std / abs(mean) if mean != 0 else (0.0 if std == 0 else math.inf)
         rec = IterationRecord(phase, n, mean, std / math.sqrt(n), rel, loss, lr,
-                              time.perf_counter() - t0)
+                              time.perf_counter() - t0, beta)
         self.history.append(rec)
         return rec
 
@@ -226,17 +234,20 @@ class Integrator:
         self._warmed += 1
         return self._record("warmup", fx, log_q, t0)
 
-    def _train_step(self, integrand: Integrand, n: int, lr: float) -> IterationRecord:
+    def _train_step(self, integrand: Integrand, n: int, lr: float,
+                    done: float = 1.0) -> IterationRecord:
         t0 = time.perf_counter()
         u, log_q0 = self._draw(self.flow, n)
         fx = self._evaluate(integrand, u)
-        self._buffer.append((u, self._target(fx), log_q0))
+        target = self._target(fx)
+        self._raise_beta(target, log_q0, done)
+        self._buffer.append((u, target, log_q0))
         del self._buffer[: max(0, len(self._buffer) - max(1, int(self.settings["buffer"])))]
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         value = math.nan
         pool_u = torch.cat([b[0] for b in self._buffer])
-        pool_t = torch.cat([b[1] for b in self._buffer])
+        pool_t = _tempered(torch.cat([b[1] for b in self._buffer]), self._beta)
         pool_q0 = torch.cat([b[2] for b in self._buffer])
         if float(pool_t.sum()) > 0:
             good = {k: v.clone() for k, v in self.flow.state_dict().items()}
@@ -259,7 +270,45 @@ class Integrator:
                 value = float(val)
             if not all(torch.isfinite(p).all() for p in self.flow.parameters()):
                 self._roll_back(good)
-        return self._record("train", fx, log_q0, t0, value, lr)
+        return self._record("train", fx, log_q0, t0, value, lr, self._beta)
+
+    def _raise_beta(self, target: Tensor, log_q: Tensor, done: float) -> None:
+        """Raise the tempering exponent ``β`` of the training target ``|f|^β``.
+
+        ``β`` becomes the largest value in ``[β, 1]`` at which the batch's tempered weights
+        ``|f|^β / q`` keep an effective sample size (Kish) of at least ``temper`` times the
+        number of points where ``f != 0``, as in adaptive tempering for sequential Monte
+        Carlo. Early on, when ``q`` has not found the peaks, ``|f|^β`` is broad and every peak
+        the batch touches pulls on the flow; once the flow covers ``|f|^β`` well, ``β`` rises.
+        It is 1 from half of the training iterations on (``done >= 1/2``) whatever the weights.
+        """
+        if self._beta >= 1.0:
+            return
+        if done >= 0.5:
+            self._beta = 1.0
+            return
+        nz = target > 0
+        if int(nz.sum()) < 2:
+            return
+        log_t = torch.log(target[nz]).to(torch.float64)
+        log_q = log_q[nz].to(torch.float64)
+        need = float(self.settings["temper"]) * log_t.shape[0]
+
+        def ess(beta: float) -> float:
+            lw = beta * log_t - log_q
+            w = torch.exp(lw - lw.max())
+            return float(w.sum() ** 2 / (w * w).sum())
+
+        if ess(1.0) >= need:
+            self._beta = 1.0
+            return
+        lo, hi = self._beta, 1.0
+        if ess(lo) < need:
+            return
+        for _ in range(30):  # bisection: ESS falls as β rises (the weights spread out)
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if ess(mid) >= need else (lo, mid)
+        self._beta = lo
 
     def _roll_back(self, good: dict[str, Tensor]) -> None:
         """Restore the last good parameters and halve the learning rate (NaN safety)."""
@@ -304,7 +353,7 @@ class Integrator:
                     lo = float(self.settings["lr_final"])
                     cosine = lo + (1.0 - lo) * 0.5 * (1.0 + math.cos(math.pi * it / n_iter))
                     lr = float(self.settings["lr"]) * cosine
-                    self._train_step(integrand, n, lr)
+                    self._train_step(integrand, n, lr, done=it / n_iter)
                 spent += n
                 bar.update(n)
                 stop = early_stop and self._converged()
@@ -331,7 +380,7 @@ class Integrator:
         """
         train = [r for r in self.history if r.phase == "train"]
         p = int(self.settings["patience"])
-        if p == 0 or len(train) < 2 * p:
+        if p == 0 or len(train) < 2 * p or self._beta < 1.0:
             return False
         recent = _median([r.rel_std for r in train[-p:]])
         before = _median([r.rel_std for r in train[-2 * p:-p]])
@@ -513,6 +562,7 @@ class Integrator:
             "n_evals": self.n_evals,
             "n_dropped": self.n_dropped,
             "warmed": self._warmed,
+            "beta": self._beta,
             "rng": self.generator.get_state(),
         }
 
@@ -528,6 +578,7 @@ class Integrator:
         self.n_evals = int(state["n_evals"])
         self.n_dropped = int(state["n_dropped"])
         self._warmed = int(state["warmed"])
+        self._beta = float(state.get("beta", 1.0))  # states saved before tempering existed
         self.generator.set_state(state["rng"])
 
     def sample(self, n: int, *, seed: SeedLike = None) -> tuple[Tensor, Tensor]:
@@ -654,7 +705,7 @@ def _bounds_pairs(bounds: Any, dim: int) -> list[tuple[float, float]]:
 
 
 def _record_tuple(r: IterationRecord) -> tuple:
-    return (r.phase, r.n, r.mean, r.sdev, r.rel_std, r.loss, r.lr, r.time)
+    return (r.phase, r.n, r.mean, r.sdev, r.rel_std, r.loss, r.lr, r.time, r.beta)
 
 
 _DRAW_CHUNK = 4096  # points pushed through the flow at a time when sampling (no gradients)
@@ -711,6 +762,18 @@ def _qmc_errors(weights: list[Tensor], cov_iid: tuple) -> tuple[float, tuple]:
     cov_t = tuple(tuple(float(c) for c in row) for row in cov) if cov_iid else ()
     return sdev, cov_t
 
+
+
+def _tempered(t: Tensor, beta: float) -> Tensor:
+    """``t ** beta`` for ``t >= 0``, scaled by ``max(t) ** -beta`` (the loss ignores scale)."""
+    if beta >= 1.0:
+        return t
+    if beta <= 0.0:
+        return (t > 0).to(t.dtype)
+    top = t.max()
+    if not top > 0:
+        return t
+    return torch.exp(beta * (torch.log(t) - torch.log(top)))
 
 
 def _median(values: list[float]) -> float:

@@ -59,6 +59,8 @@ class IterationRecord:
         loss: the training divergence estimate (NaN in the final phase).
         lr: learning rate used (NaN when no gradient step was taken).
         time: wall time of the iteration, seconds.
+        beta: exponent of the training target ``|f|^beta`` (below 1 while tempering; see the
+            integrator's ``temper`` setting).
     """
 
     phase: str
@@ -69,6 +71,7 @@ class IterationRecord:
     loss: float = math.nan
     lr: float = math.nan
     time: float = 0.0
+    beta: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -157,16 +160,18 @@ class Result:
 
     def summary(self) -> str:
         """A per-iteration table followed by the final estimate and diagnostics."""
+        tempered = any(r.beta < 1.0 for r in self.history)  # a beta column only then
         lines = [
-            "  it  phase       n        estimate            rel std/sample      loss        lr",
-            "  " + "-" * 78,
+            "  it  phase       n        estimate            rel std/sample      loss        lr"
+            + ("     beta" if tempered else ""),
+            "  " + "-" * (78 + 9 * tempered),
         ]
         for i, r in enumerate(self.history, 1):
             loss = f"{r.loss:10.4g}" if math.isfinite(r.loss) else " " * 10
             lr = f"{r.lr:9.2e}" if math.isfinite(r.lr) else " " * 9
             lines.append(
                 f"{i:4d}  {r.phase:<7} {r.n:8d}  {format_uncertainty(r.mean, r.sdev):<22} "
-                f"{r.rel_std:12.4g}   {loss}  {lr}"
+                f"{r.rel_std:12.4g}   {loss}  {lr}" + (f"  {r.beta:7.3g}" if tempered else "")
             )
         lines += [
             "",

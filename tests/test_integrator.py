@@ -170,7 +170,7 @@ def test_training_stop_counts_on_the_quasi_random_gain():
     assert 2.0 * rate * n_need / _QMC_GAIN_GUESS < b < 2.0 * rate * n_need
     stops = {}
     for qmc in (True, False):
-        integ = Integrator(2, seed=0, patience=p, qmc=qmc)
+        integ = Integrator(2, seed=0, patience=p, qmc=qmc, temper=None)
         integ.history = [IterationRecord("train", b, 1.0, 0.0, rho, math.nan, math.nan, 0.0)
                          for rho in [0.11] * p + [0.10] * p]
         integ._stop_goal = {"rtol": 0.10 / math.sqrt(n_need), "atol": None}

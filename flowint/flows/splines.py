@@ -48,7 +48,19 @@ def _widths(logits: Tensor, min_width: float) -> Tensor:
     """Softmax bin sizes with a floor: each is at least ``min_width``, and they sum to one."""
     k = logits.shape[-1]
     # min_width + c * softmax, with the addition in place on the fresh product.
-    return torch.softmax(logits, dim=-1).mul(1.0 - min_width * k).add_(min_width)
+    return _softmax(logits).mul(1.0 - min_width * k).add_(min_width)
+
+
+def _softmax(logits: Tensor) -> Tensor:
+    """Softmax over the last axis, written out.
+
+    With a last axis of a few bins, ``torch.softmax``'s CPU kernel runs its scalar tail on
+    every row: 4x slower forward and 2x slower backward than these element-wise operations
+    (1024 x 4 x 8 floats). The maximum is detached: softmax does not depend on the shift, so
+    the gradient is exact and skips the max's backward.
+    """
+    e = torch.exp(logits - logits.detach().amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
 
 
 def _knots(widths: Tensor) -> Tensor:
