@@ -440,13 +440,23 @@ class Integrator:
                               self.n_evals)
 
     def _estimate(self, integrand: Integrand, n_evals: int, rtol: float | None,
-                  atol: float | None, t_start: float, evals_before: int) -> Result:
+                  atol: float | None, t_start: float, evals_before: int,
+                  pilot: float | None = None) -> Result | None:
+        """The final estimate; with ``pilot`` (a number of calls), a quasi-random pilot.
+
+        The pilot samples the flow as it is, in randomizations of ``_PILOT_SIZE`` points, and
+        gives up (returning ``None`` and dropping its records from the history; its calls stay
+        counted) as soon as the error target is predicted to need more than ``pilot`` calls.
+        """
         flow = self.frozen_flow()
         batch = self.batch_size(n_evals)
         qmc = bool(self.settings["qmc"]) and n_evals >= 2 * _QMC_MIN_RANDOMIZATIONS
-        if qmc:
+        if pilot is not None:
+            batch = _PILOT_SIZE
+        elif qmc:
             batch = _qmc_size(n_evals, batch, self._calls_needed(rtol, atol))
-        loop = _ckpt.loop(self, "final", {"n_evals": n_evals, "rtol": rtol, "atol": atol},
+        key = {"n_evals": n_evals, "rtol": rtol, "atol": atol, "pilot": pilot}
+        loop = _ckpt.loop(self, "final", key,
                           first=len(self.history), spent=0, weights=[],
                           next_check=_QMC_MIN_RANDOMIZATIONS if qmc else 2)
         first, spent, weights = loop["first"], loop["spent"], loop["weights"]
@@ -472,6 +482,10 @@ class Integrator:
                     # underestimated error bars.
                     sdev_now = _current_sdev(weights, qmc)
                     stop, next_check = _next_stage(weights, sdev_now, rtol, atol, next_check)
+                    if pilot is not None and not stop and next_check * batch > pilot:
+                        del self.history[first:]
+                        _ckpt.loop_end(self, "final")
+                        return None
                 _ckpt.step(self, "final", spent=spent, next_check=next_check,
                            done=stop or n_evals - spent < (batch if qmc else 1))
                 if stop:
@@ -519,6 +533,18 @@ class Integrator:
         call = _ckpt.loop(self, "call", {"budget": budget, "rtol": rtol, "atol": atol,
                                          "n_train": n_train}, evals_before=evals_before)
         evals_before = call["evals_before"]
+        if n_train is None and call.get("pilot") != "gave up" and self._pilot_pays(budget, rtol,
+                                                                                   atol):
+            # The flow as it is (uniform, when fresh) may already meet the target with
+            # quasi-random points in fewer calls than training would spend before its first
+            # chance to stop: try it, and give up as soon as it is predicted to cost more.
+            limit = 2 * int(self.settings["patience"]) * batch
+            result = self._estimate(integrand, budget, rtol, atol, t_start, evals_before,
+                                    pilot=limit)
+            if result is not None:
+                _ckpt.loop_end(self, "call")
+                return result
+            call["pilot"] = "gave up"
         if n_train is None:
             self._stop_goal = {"rtol": rtol, "atol": atol, "budget": budget,
                                "start": evals_before}
@@ -536,6 +562,17 @@ class Integrator:
         result = self._estimate(integrand, remaining, rtol, atol, t_start, evals_before)
         _ckpt.loop_end(self, "call")
         return result
+
+    def _pilot_pays(self, budget: int, rtol: float | None, atol: float | None) -> bool:
+        """Whether :meth:`__call__` tries a quasi-random pilot before training.
+
+        Only with an error target, quasi-random final points, a flow not trained yet and a
+        budget of at least four first looks (``4 * 32 * _PILOT_SIZE`` calls).
+        """
+        return ((rtol is not None or atol is not None) and bool(self.settings["qmc"])
+                and int(self.settings["patience"]) > 0
+                and not any(r.phase in ("train", "warmup") for r in self.history)
+                and budget >= 4 * _QMC_MIN_RANDOMIZATIONS * _PILOT_SIZE)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: flow, optimizer, history, counters and RNG state.
@@ -715,6 +752,9 @@ _QMC_MIN_RANDOMIZATIONS = 32  # t with 31 dof: ±3σ covers 99.5 %
 # gaussian 2-D 239k -> 149k calls, top loop 233k -> 118k, camel 2-D 239k -> 204k; camel 4-D
 # and the annulus unchanged).
 _QMC_GAIN_GUESS = 8
+# Points per randomization of the pilot that __call__ runs on an untrained flow when given an
+# error target (32 randomizations: 8192 calls for its first look).
+_PILOT_SIZE = 256
 _QMC_FIRST_SHARE = 32
 
 

@@ -42,10 +42,15 @@ def result(request) -> tuple[object, flowint.Result]:
 
 
 def test_every_component_matches_its_exact_value(result):
-    _, r = result
+    """The component the flow was trained on is right at 5σ. The other one (with
+    ``train_on=1`` the camel, whose peaks a flow on the narrow central Gaussian barely covers)
+    has heavy-tailed weights; it must be right too, unless the result warns that its error bar
+    cannot be trusted (the diagnostics are computed on component 0)."""
+    spec, r = result
     assert len(r.components) == 2
-    for mean, sdev, exact in zip(r.components, sdevs(r), EXACT, strict=True):
-        assert abs(mean - exact) < 5 * sdev
+    for k, (mean, sdev, exact) in enumerate(zip(r.components, sdevs(r), EXACT, strict=True)):
+        if spec in ("norm", k) or not (k == 0 and r.warnings):
+            assert abs(mean - exact) < 5 * sdev
 
 
 def test_component_zero_is_the_headline_number(result):
