@@ -125,6 +125,7 @@ class Integrator:
         self.n_dropped = 0
         self._warmed = 0
         self._beta = 0.0 if self.settings["temper"] else 1.0  # tempering exponent of |f|
+        self._pilot_points: tuple[Tensor, Tensor, Tensor] | None = None  # (u, f, log q)
         self._buffer: list[tuple[Tensor, Tensor, Tensor]] = []
         self._stop_goal: dict[str, Any] | None = None  # set by __call__ for _converged
         self._integrands: dict[int, Integrand] = {}
@@ -234,11 +235,15 @@ class Integrator:
         self._warmed += 1
         return self._record("warmup", fx, log_q, t0)
 
-    def _train_step(self, integrand: Integrand, n: int, lr: float,
-                    done: float = 1.0) -> IterationRecord:
+    def _train_step(self, integrand: Integrand, n: int, lr: float, done: float = 1.0,
+                    given: tuple[Tensor, Tensor, Tensor] | None = None) -> IterationRecord:
         t0 = time.perf_counter()
-        u, log_q0 = self._draw(self.flow, n)
-        fx = self._evaluate(integrand, u)
+        if given is None:
+            u, log_q0 = self._draw(self.flow, n)
+            fx = self._evaluate(integrand, u)
+        else:  # points drawn from this flow (by the pilot) and evaluated already
+            u, fx, log_q0 = given
+            u = u.to(self.flow.dtype)
         target = self._target(fx)
         self._raise_beta(target, log_q0, done)
         self._buffer.append((u, target, log_q0))
@@ -344,6 +349,12 @@ class Integrator:
         with _progress(self.settings["progress"], n_evals, "training") as bar:
             for it in range(loop["it"], 0 if loop["done"] else n_iter):
                 n = min(batch, n_evals - spent)
+                given, self._pilot_points = self._pilot_points, None
+                if given is not None and self._warmed >= int(self.settings["warmup"]):
+                    n = min(int(given[0].shape[0]), max(n_evals - spent, 0))
+                    given = tuple(t[:n] for t in given)  # a given-up pilot's evaluated points
+                else:
+                    given = None
                 if n <= 0:
                     break
                 if self._warmed < int(self.settings["warmup"]):
@@ -353,7 +364,7 @@ class Integrator:
                     lo = float(self.settings["lr_final"])
                     cosine = lo + (1.0 - lo) * 0.5 * (1.0 + math.cos(math.pi * it / n_iter))
                     lr = float(self.settings["lr"]) * cosine
-                    self._train_step(integrand, n, lr, done=it / n_iter)
+                    self._train_step(integrand, n, lr, done=it / n_iter, given=given)
                 spent += n
                 bar.update(n)
                 stop = early_stop and self._converged()
@@ -447,6 +458,7 @@ class Integrator:
         The pilot samples the flow as it is, in randomizations of ``_PILOT_SIZE`` points, and
         gives up (returning ``None`` and dropping its records from the history; its calls stay
         counted) as soon as the error target is predicted to need more than ``pilot`` calls.
+        Its evaluated points then make the first training iteration, so they are not wasted.
         """
         flow = self.frozen_flow()
         batch = self.batch_size(n_evals)
@@ -460,6 +472,7 @@ class Integrator:
                           first=len(self.history), spent=0, weights=[],
                           next_check=_QMC_MIN_RANDOMIZATIONS if qmc else 2)
         first, spent, weights = loop["first"], loop["spent"], loop["weights"]
+        points: list[tuple[Tensor, Tensor, Tensor]] = []  # the pilot's, for training
         next_check = loop["next_check"]
         with _progress(self.settings["progress"], n_evals, "estimate") as bar:
             while spent < n_evals and not loop["done"]:
@@ -471,6 +484,8 @@ class Integrator:
                 fx = self._evaluate(integrand, u)
                 w = fx * torch.exp(-log_q).unsqueeze(-1) if fx.ndim == 2 else fx * torch.exp(-log_q)
                 weights.append(w)
+                if pilot is not None:
+                    points.append((u, fx, log_q))
                 self._record("final", fx, log_q, t0)
                 spent += n
                 bar.update(n)
@@ -483,6 +498,10 @@ class Integrator:
                     sdev_now = _current_sdev(weights, qmc)
                     stop, next_check = _next_stage(weights, sdev_now, rtol, atol, next_check)
                     if pilot is not None and not stop and next_check * batch > pilot:
+                        # Training starts from the points evaluated here (not checkpointed).
+                        if points:
+                            self._pilot_points = tuple(torch.cat(t) for t in zip(*points,
+                                                                                 strict=True))
                         del self.history[first:]
                         _ckpt.loop_end(self, "final")
                         return None
