@@ -109,11 +109,13 @@ ERRORS: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
      r"train_fraction must be in \(0, 1\)"),
     ("B36-unknown-flow", lambda: run(g, flow="maf"), ValueError, r"unknown flow kind 'maf'"),
     ("B37-seed-type", lambda: run(g, seed="abc"), TypeError, r"seed must be"),
+    ("B43-temper", lambda: run(g, temper=1.0), ValueError,
+     r"temper must be None or a fraction in \[0, 1\)"),
 ]
 
 
 _NAMES = re.compile(r"integrand|bounds|budget|dim|settings|loss|nan_policy|batch|lr|learning rate|"
-                    r"train_fraction|flow|seed|callable|n_train")
+                    r"train_fraction|flow|seed|callable|n_train|temper")
 
 
 @pytest.mark.parametrize("call, exc, pattern", [c[1:] for c in ERRORS],
