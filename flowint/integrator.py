@@ -126,6 +126,7 @@ class Integrator:
         self._warmed = 0
         self._beta = 0.0 if self.settings["temper"] else 1.0  # tempering exponent of |f|
         self._pilot_points: tuple[Tensor, Tensor, Tensor] | None = None  # (u, f, log q)
+        self._pilot_predicted = math.inf  # calls the last pilot stage predicted
         self._buffer: list[tuple[Tensor, Tensor, Tensor]] = []
         self._stop_goal: dict[str, Any] | None = None  # set by __call__ for _converged
         self._integrands: dict[int, Integrand] = {}
@@ -452,22 +453,24 @@ class Integrator:
 
     def _estimate(self, integrand: Integrand, n_evals: int, rtol: float | None,
                   atol: float | None, t_start: float, evals_before: int,
-                  pilot: float | None = None) -> Result | None:
+                  pilot: float | None = None, pilot_size: int = 0) -> Result | None:
         """The final estimate; with ``pilot`` (a number of calls), a quasi-random pilot.
 
-        The pilot samples the flow as it is, in randomizations of ``_PILOT_SIZE`` points, and
+        The pilot samples the flow as it is, in randomizations of ``pilot_size`` points, and
         gives up (returning ``None`` and dropping its records from the history; its calls stay
-        counted) as soon as the error target is predicted to need more than ``pilot`` calls.
-        Its evaluated points then make the first training iteration, so they are not wasted.
+        counted) as soon as the error target is predicted to need more than ``pilot`` calls;
+        the prediction is left in ``_pilot_predicted``. Its evaluated points are kept in
+        ``_pilot_points`` for the first training iteration, so they are not wasted.
         """
         flow = self.frozen_flow()
         batch = self.batch_size(n_evals)
         qmc = bool(self.settings["qmc"]) and n_evals >= 2 * _QMC_MIN_RANDOMIZATIONS
         if pilot is not None:
-            batch = _PILOT_SIZE
+            batch = pilot_size
         elif qmc:
             batch = _qmc_size(n_evals, batch, self._calls_needed(rtol, atol))
-        key = {"n_evals": n_evals, "rtol": rtol, "atol": atol, "pilot": pilot}
+        key = {"n_evals": n_evals, "rtol": rtol, "atol": atol, "pilot": pilot,
+               "pilot_size": pilot_size}
         loop = _ckpt.loop(self, "final", key,
                           first=len(self.history), spent=0, weights=[],
                           next_check=_QMC_MIN_RANDOMIZATIONS if qmc else 2)
@@ -499,6 +502,9 @@ class Integrator:
                     stop, next_check = _next_stage(weights, sdev_now, rtol, atol, next_check)
                     if pilot is not None and not stop and next_check * batch > pilot:
                         # Training starts from the points evaluated here (not checkpointed).
+                        self._pilot_predicted = next_check * batch
+                        if self._pilot_points is not None:
+                            points.insert(0, self._pilot_points)
                         if points:
                             self._pilot_points = tuple(torch.cat(t) for t in zip(*points,
                                                                                  strict=True))
@@ -555,14 +561,26 @@ class Integrator:
         if n_train is None and call.get("pilot") != "gave up" and self._pilot_pays(budget, rtol,
                                                                                    atol):
             # The flow as it is (uniform, when fresh) may already meet the target with
-            # quasi-random points in fewer calls than training would spend before its first
-            # chance to stop: try it, and give up as soon as it is predicted to cost more.
-            limit = 2 * int(self.settings["patience"]) * batch
-            result = self._estimate(integrand, budget, rtol, atol, t_start, evals_before,
-                                    pilot=limit)
-            if result is not None:
-                _ckpt.loop_end(self, "call")
-                return result
+            # quasi-random points in fewer calls than training and a final estimate would
+            # cost (the limit: twice what training spends before its first chance to stop):
+            # try it, and give up as soon as it is predicted to cost more.
+            # Randomizations of 256 points first; 4x larger ones while affordable and while the
+            # prediction, divided by 16 (the most that 4x larger randomizations of a smooth
+            # integrand gain at equal calls: variance ~ m^-3), is within the limit.
+            limit = 4 * int(self.settings["patience"]) * batch
+            size = call.setdefault("pilot_size", _PILOT_SIZE)
+            while True:
+                left = budget - (self.n_evals - evals_before)
+                result = self._estimate(integrand, left, rtol, atol, t_start, evals_before,
+                                        pilot=limit, pilot_size=size)
+                if result is not None:
+                    _ckpt.loop_end(self, "call")
+                    return result
+                size *= 4
+                if (2 * _QMC_MIN_RANDOMIZATIONS * size > limit
+                        or self._pilot_predicted / 16 > limit):
+                    break
+                call["pilot_size"] = size
             call["pilot"] = "gave up"
         if n_train is None:
             self._stop_goal = {"rtol": rtol, "atol": atol, "budget": budget,

@@ -28,7 +28,7 @@ class Counted:
 def test_smooth_integrand_needs_no_training():
     """The 18-D polynomial (i-flow's Table III: 585k calls for 1e-5) is met by quasi-random
     points of the uniform flow; training would spend 2 * patience * batch = 320k calls before
-    it could stop."""
+    it could stop (the pilot may spend up to twice that)."""
     f = integrands.get("polynomial:dim=18")
     g = Counted(f)
     r = flowint.integrate(g, 18, budget=2_000_000, rtol=1e-5, seed=0, progress=False)
@@ -77,3 +77,17 @@ def test_pilot_result_is_reproducible():
     b = flowint.integrate(f, 18, budget=2_000_000, rtol=1e-5, seed=3, progress=False)
     assert (a.mean, a.sdev, a.n_evals) == (b.mean, b.sdev, b.n_evals)
     assert torch.isfinite(torch.tensor(a.sdev)) and a.sdev > 0
+
+
+def test_larger_randomizations_when_they_promise_enough():
+    """On the 2-D camel, 256-point randomizations of the uniform flow predict ~5e5 calls for
+    1e-4, but 16x fewer is within the limit, so the pilot tries 1024-point ones: they meet the
+    target in their first look, and only the 256-point stage's calls are lost."""
+    f = integrands.get("camel:dim=2")
+    g = Counted(f)
+    r = flowint.integrate(g, 2, budget=5_000_000, rtol=1e-4, seed=1, progress=False)
+    assert {h.phase for h in r.history} == {"final"}
+    assert {h.n for h in r.history} == {4 * _PILOT_SIZE}
+    assert g.calls == r.n_evals == FIRST_LOOK + r.n_evals_final
+    assert r.rel_error <= 1e-4
+    assert abs(r.mean - f.exact) < 5 * r.sdev
