@@ -90,6 +90,37 @@ def test_add_mode_balance_heuristic_unbiased() -> None:
     assert torch.allclose(w, 1.0 / (n1 * q1 + n2 * q2), rtol=1e-6)
 
 
+def test_memory_keeps_earlier_peak_and_stays_unbiased() -> None:
+    """memory = m: the sample mixes the current flow (1 - m) with the previous sample's flows."""
+    opts = {"k": 2, "c": 0.2, "seed": 13, "dtype": torch.float64, "flow_options": SMALL,
+            "batch_size": 1000, "steps_per_batch": 16}
+    col = AdaptiveCollocation(2, (-1.0, 1.0), memory=0.5, **opts)
+    col.fit(peak(0.5, 0.1), 10_000)
+    col.sample(100, seed=14)            # stage 1: the flow on the peak at (0.5, 0.5)
+    col.fit(peak(-0.5, 0.1), 10_000)    # the residual moved to (-0.5, -0.5)
+    assert len(col.components()) == 2
+    n = 40_000
+    x, w = col.sample(n, seed=15)
+    near_old = float(((x - 0.5).norm(dim=-1) < 0.25).double().mean())
+    near_new = float(((x + 0.5).norm(dim=-1) < 0.25).double().mean())
+    assert near_old > 0.3 and near_new > 0.15  # both peaks hold a large share of the points
+    # weights 1/(n q) with q the whole mixture: Σ w g unbiased for ∫ g
+    g = (x**2).sum(-1) + x[:, 0] * x[:, 1]
+    terms = n * w * g
+    est, err = float(terms.mean()), float(terms.std()) / math.sqrt(n)
+    assert abs(est - 8.0 / 3.0) < 5 * err  # ∫_[-1,1]^2 (x² + y² + xy) = 8/3
+    assert torch.allclose(w, 1.0 / (n * col.density(x)), rtol=1e-6)
+    floor = 0.2 / 4.0
+    assert float(col.density(x).min()) >= floor * (1 - 1e-12)
+    # without memory the old peak is dropped
+    col0 = AdaptiveCollocation(2, (-1.0, 1.0), **opts)
+    col0.fit(peak(0.5, 0.1), 10_000)
+    col0.sample(100, seed=14)
+    col0.fit(peak(-0.5, 0.1), 10_000)
+    x0, _ = col0.sample(n, seed=15)
+    assert float(((x0 - 0.5).norm(dim=-1) < 0.25).double().mean()) < 0.5 * near_old
+
+
 def test_concentrates_where_residual_is_large() -> None:
     col = trained(2, (-1.0, 1.0), k=2, c=0.0, n_evals=20_000, seed=8)
     x, _ = col.sample(4000, seed=9)
@@ -129,6 +160,10 @@ def test_seeded_and_validated() -> None:
         AdaptiveCollocation(2, mode="keep")
     with pytest.raises(ValueError, match="k must"):
         AdaptiveCollocation(2, k=-1)
+    with pytest.raises(ValueError, match="memory"):
+        AdaptiveCollocation(2, memory=1.0)
+    with pytest.raises(ValueError, match="memory"):
+        AdaptiveCollocation(2, mode="add", memory=0.5)
     col = AdaptiveCollocation(2, seed=0)
     with pytest.raises(ValueError, match="non-finite"):
         col.fit(lambda x: x[:, 0] / 0.0 * 0.0, 100)

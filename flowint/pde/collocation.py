@@ -73,6 +73,13 @@ class AdaptiveCollocation:
             ``n_evals``).
         steps_per_batch: gradient steps that re-use each evaluated batch.
         warmup: VEGAS refinements of the flow's per-axis grid on the first batches.
+        memory: share ``m`` of the previous sample's flow part kept in the next one
+            (``"replace"`` mode): :meth:`sample` draws its flow share from
+            ``(1 - m) q_flow + m q_prev``, with ``q_prev`` the flow mixture of the previous
+            :meth:`sample` (so stage ``j`` keeps a weight of about ``m^(t - j)``). ``0``: the
+            current flow only. Keeps points where the residual *was* large, which a PINN may
+            forget once the flow follows the residual elsewhere (on the 2-D peak of
+            ``benchmarks/pinn.py`` it did not pay; see ``docs/pde.md``).
         dtype: training dtype of the flow (points and weights are always float64).
         seed: the only source of randomness.
 
@@ -86,7 +93,8 @@ class AdaptiveCollocation:
                  mode: str = "replace", loss: str = "kl", flow: str | Flow = "rqs",
                  flow_options: dict[str, Any] | None = None, lr: float = 3e-3,
                  batch_size: int | None = None, steps_per_batch: int = 4, warmup: int = 2,
-                 dtype: torch.dtype = torch.float32, seed: SeedLike = None):
+                 memory: float = 0.0, dtype: torch.dtype = torch.float32,
+                 seed: SeedLike = None):
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
         if not 0.0 <= float(c) <= 1.0:
@@ -95,6 +103,10 @@ class AdaptiveCollocation:
             raise ValueError(f"k must be >= 0, got {k}")
         if mode not in ("replace", "add"):
             raise ValueError(f"mode must be 'replace' or 'add', got {mode!r}")
+        if not 0.0 <= float(memory) < 1.0:
+            raise ValueError(f"memory must be in [0, 1), got {memory}")
+        if memory and mode != "replace":
+            raise ValueError("memory applies to mode='replace' ('add' keeps every point)")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
         self.dim, self.k, self.c, self.mode, self.loss = dim, float(k), float(c), mode, loss
@@ -105,6 +117,7 @@ class AdaptiveCollocation:
         self.volume = float(torch.prod(self.hi - self.lo))
         self.batch_size, self.steps_per_batch = batch_size, int(steps_per_batch)
         self.warmup, self.dtype = int(warmup), dtype
+        self.memory = float(memory)
         self.generator = make_generator(seed)
         if isinstance(flow, Flow):
             if flow.dim != dim or flow.base.support != "cube":
@@ -119,6 +132,7 @@ class AdaptiveCollocation:
         self.n_evals = 0
         self._warmed = 0
         self._frozen: Flow | None = None
+        self._past: list[tuple[Flow, float]] = []  # flow components of the last sample
         self.reset()
 
     # ------------------------------------------------------------------ densities
@@ -143,10 +157,37 @@ class AdaptiveCollocation:
         """Map unit-cube points to the box."""
         return self.lo + (self.hi - self.lo) * u.to(torch.float64)
 
+    def components(self) -> list[tuple[Flow, float]]:
+        """The flows of the current sampler and their weights (summing to 1).
+
+        Without memory: the current flow alone. With ``memory = m > 0``, once :meth:`fit` has
+        changed the flow since the last :meth:`sample`: the current flow with ``1 - m`` and the
+        last sample's components scaled by ``m`` (until then, the last sample's components).
+        """
+        flow = self.frozen_flow()
+        if not self.memory or not self._past:
+            return [(flow, 1.0)]
+        if flow is self._past[0][0]:
+            return list(self._past)
+        comps = [(flow, 1.0 - self.memory)] + [
+            (f, self.memory * a) for f, a in self._past if self.memory * a >= 1e-3]
+        total = sum(a for _, a in comps)  # components below 1e-3 dropped
+        return [(f, a / total) for f, a in comps]
+
+    def _log_q_components(self, comps: list[tuple[Flow, float]], u: Tensor) -> Tensor:
+        """``log q_mix`` on the unit cube for a weighted mixture of flows."""
+        with torch.no_grad():
+            logs = torch.stack([f.log_prob(u.to(f.dtype)).to(torch.float64) + math.log(a)
+                                for f, a in comps])
+        return _mix(torch.logsumexp(logs, dim=0), self.c)
+
     def log_density(self, x: Tensor) -> Tensor:
         """``log q_mix(x)`` of the current sampler at box points (the box volume included)."""
-        return self._log_q_unit(self.frozen_flow(), self.c, self.to_unit(x)) - math.log(
-            self.volume)
+        comps = self.components()
+        u = self.to_unit(x)
+        if len(comps) == 1:
+            return self._log_q_unit(comps[0][0], self.c, u) - math.log(self.volume)
+        return self._log_q_components(comps, u) - math.log(self.volume)
 
     def density(self, x: Tensor) -> Tensor:
         """``q_mix(x)`` of the current sampler at box points; ``>= c / volume`` everywhere."""
@@ -253,6 +294,7 @@ class AdaptiveCollocation:
     def reset(self) -> None:
         """Forget the accumulated points (``"add"`` mode) and their proposals."""
         self._points = torch.empty(0, self.dim, dtype=torch.float64)
+        self._past = []
         self._stages: list[tuple[Flow, float, int]] = []
         self._log_q: list[Tensor] = []  # per stage: log q_j (box) at every stored point
 
@@ -264,8 +306,28 @@ class AdaptiveCollocation:
             seed: randomness (default: the sampler's own generator).
         """
         gen = self.generator if seed is None else make_generator(seed)
-        u, log_q = self._draw_unit(self.frozen_flow(), int(n), gen)
+        comps = self.components()
+        if len(comps) == 1:
+            u, log_q = self._draw_unit(comps[0][0], int(n), gen)
+        else:
+            u, log_q = self._draw_mixture(comps, int(n), gen)
         return self.to_box(u), log_q - math.log(self.volume)
+
+    def _draw_mixture(self, comps: list[tuple[Flow, float]], n: int,
+                      gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` points of ``c · uniform + (1 - c) Σ_j a_j q_j`` and their ``log q_mix``."""
+        n_unif = int((torch.rand(n, generator=gen, dtype=torch.float64) < self.c).sum())
+        weights = torch.tensor([a for _, a in comps], dtype=torch.float64)
+        which = torch.multinomial(weights, n - n_unif, replacement=True, generator=gen) \
+            if n > n_unif else torch.empty(0, dtype=torch.long)
+        parts = [torch.rand(n_unif, self.dim, generator=gen, dtype=torch.float64)]
+        with torch.no_grad():
+            for j, (f, _) in enumerate(comps):
+                m = int((which == j).sum())
+                if m:
+                    parts.append(f.sample(m, seed=gen)[0].to(torch.float64))
+        u = torch.cat(parts)
+        return u, self._log_q_components(comps, u)
 
     def sample(self, n: int, *, seed: SeedLike = None) -> tuple[Tensor, Tensor]:
         """Collocation points and weights with ``E[Σ w g(x)] = ∫_box g``.
@@ -283,7 +345,10 @@ class AdaptiveCollocation:
         n = int(n)
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        comps = self.components()
         x_new, log_q_new = self.draw(n, seed=seed)
+        if self.memory:  # the next stage keeps a share of this one
+            self._past = comps
         if self.mode == "replace":
             self._points = x_new
             self._stages = [(self.frozen_flow(), self.c, n)]
@@ -316,7 +381,8 @@ class AdaptiveCollocation:
 
     def __repr__(self) -> str:
         return (f"AdaptiveCollocation(dim={self.dim}, k={self.k:g}, c={self.c:g}, "
-                f"mode={self.mode!r}, loss={self.loss!r}, n_evals={self.n_evals}, "
+                f"mode={self.mode!r}, memory={self.memory:g}, loss={self.loss!r}, "
+                f"n_evals={self.n_evals}, "
                 f"points={self._points.shape[0]})")
 
 
