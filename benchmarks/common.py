@@ -374,11 +374,20 @@ def _cpu_model() -> str:
 
 
 def _version(module: str) -> str:
+    """The module's ``__version__``, else its installed distribution's version."""
     try:
         mod = __import__(module)
-        return str(getattr(mod, "__version__", "?"))
     except Exception:
         return "not installed"
+    version = getattr(mod, "__version__", None)
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version(module)
+        except metadata.PackageNotFoundError:
+            version = "?"
+    return str(version)
 
 
 def environment() -> dict[str, str]:

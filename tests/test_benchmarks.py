@@ -152,3 +152,19 @@ def test_pinn_quick_tiny(tmp_path):
     for cells in body:
         assert math.isfinite(_number(cells[3].strip("*")))
     assert "## Targets" in text and (tmp_path / "pinn_points.png").exists()
+
+
+def test_pilot_coverage_tiny(tmp_path):
+    import pilot_coverage
+
+    out = tmp_path / "pc.md"
+    pilot_coverage.main(["--quick", "--seeds", "2", "--out", str(out)])
+    text = out.read_text()
+    head, body = _table_lines(text, "integrand")
+    assert head[:4] == ["integrand", "rtol", "runs", "pilot only"]
+    assert [cells[0] for cells in body] == [s for s, _ in pilot_coverage.CASES[:3]]
+    for cells in body:
+        row = dict(zip(head, cells, strict=True))
+        assert row["runs"] == "2"
+        assert 0 <= _number(row["within 3σ (%)"]) <= 100
+    assert "Pooled over 6 runs" in text
