@@ -546,6 +546,12 @@ class Integrator:
         Training stops when the per-sample variance stops improving, or after ``n_train``
         evaluations if given (default cap: ``train_fraction`` of the budget); the rest of the
         budget goes to the final estimate, which stops early once ``rtol``/``atol`` is met.
+
+        With ``rtol``/``atol``, quasi-random final points and no ``n_train``, a flow that has
+        not trained yet is first tried as it is (a quasi-random pilot, in stages of 32 sets of
+        256, 1024, ... points): if a stage meets the target within twice the calls training
+        spends before its first chance to stop, it is the result and nothing is trained;
+        otherwise its evaluated points become the first training batch.
         """
         budget = _check_count(budget, "budget")
         _check_tolerances(rtol, atol)
@@ -685,9 +691,11 @@ def integrate(f: Callable, dim: int, bounds: Any = None, *, budget: int = 1_000_
         dim: number of dimensions.
         bounds: ``None`` (the unit cube), ``(lo, hi)`` for all axes, or one pair per axis.
         budget: total integrand evaluations, training and final estimate together.
-        rtol: stop once the relative error is below ``rtol``.
+        rtol: stop once the relative error is below ``rtol`` (an error target also lets a
+            quasi-random look at the untrained flow end the run when that is cheaper; see
+            :meth:`Integrator.__call__`).
         atol: stop once the absolute error is below ``atol``.
-        n_train: evaluations for training (default: automatic).
+        n_train: evaluations for training (default: automatic; when given, always trained).
         **settings: see :data:`DEFAULTS` (``loss``, ``flow``, ``seed``, ``device``, ...).
 
     Returns:
