@@ -52,7 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "patience": 8,          # iterations without improvement of the per-sample variance
     "temper": 0.3,          # train on |f|^beta, beta rising to 1 while the effective sample
                             # size of the tempered weights stays above this fraction of the
-                            # batch's non-zero points (finds every peak in high d); None: off
+                            # batch's non-zero points (finds every peak in high d); None or
+                            # 0: off
     "train_on": "norm",     # vector integrands: "norm" or a component index
     "dtype": torch.float32,  # training dtype of the flow
     "estimate_dtype": torch.float64,  # dtype of the frozen flow in the final estimate
@@ -125,7 +126,7 @@ class Integrator:
         self.n_dropped = 0
         self._warmed = 0
         self._beta = 0.0 if self.settings["temper"] else 1.0  # tempering exponent of |f|
-        self._pilot_points: tuple[Tensor, Tensor, Tensor] | None = None  # (u, f, log q)
+        self._pilot_points: tuple | None = None  # (integrand, u, f, log q) of a given-up pilot
         self._pilot_predicted = math.inf  # calls the last pilot stage predicted
         self._buffer: list[tuple[Tensor, Tensor, Tensor]] = []
         self._stop_goal: dict[str, Any] | None = None  # set by __call__ for _converged
@@ -286,7 +287,9 @@ class Integrator:
         number of points where ``f != 0``, as in adaptive tempering for sequential Monte
         Carlo. Early on, when ``q`` has not found the peaks, ``|f|^β`` is broad and every peak
         the batch touches pulls on the flow; once the flow covers ``|f|^β`` well, ``β`` rises.
-        It is 1 from half of the training iterations on (``done >= 1/2``) whatever the weights.
+        It is 1 once half of the training call's evaluations are spent (``done >= 1/2``; with
+        early stopping, half of its cap), whatever the weights; while it is below 1 the early
+        stop does not fire.
         """
         if self._beta >= 1.0:
             return
@@ -345,31 +348,40 @@ class Integrator:
         n_iter = max(1, math.ceil(n_evals / batch))
         lr0 = float(self.settings["lr"])
         loop = _ckpt.loop(self, "train", {"n_evals": n_evals, "early_stop": early_stop},
-                          it=0, spent=0, lr0=lr0, start=start)  # continues a restored loop
+                          it=0, spent=0, lr0=lr0, start=start, skip=0.0)  # or a restored one
         start, spent, lr0 = loop["start"], loop["spent"], loop["lr0"]
+        skip = float(loop.get("skip", 0.0))  # iterations' worth of calls beyond one per step
         with _progress(self.settings["progress"], n_evals, "training") as bar:
             for it in range(loop["it"], 0 if loop["done"] else n_iter):
                 n = min(batch, n_evals - spent)
-                given, self._pilot_points = self._pilot_points, None
-                if given is not None and self._warmed >= int(self.settings["warmup"]):
-                    n = min(int(given[0].shape[0]), max(n_evals - spent, 0))
-                    given = tuple(t[:n] for t in given)  # a given-up pilot's evaluated points
-                else:
-                    given = None
+                warming = self._warmed < int(self.settings["warmup"])
+                given = None
+                if self._pilot_points is not None and not warming:
+                    owner, *points = self._pilot_points
+                    self._pilot_points = None
+                    if owner is integrand:  # a given-up pilot's evaluated points of this f
+                        n = min(int(points[0].shape[0]), max(n_evals - spent, 0))
+                        given = tuple(t[:n] for t in points)
                 if n <= 0:
                     break
-                if self._warmed < int(self.settings["warmup"]):
+                # The schedules run on calls: a pilot's batch counts as n / batch iterations.
+                position = (it + skip) / n_iter
+                if warming:
                     self._warmup_step(integrand, n)
                 else:
                     # settings["lr"] is lr0 unless _roll_back halved it during this call
                     lo = float(self.settings["lr_final"])
-                    cosine = lo + (1.0 - lo) * 0.5 * (1.0 + math.cos(math.pi * it / n_iter))
+                    cosine = lo + (1.0 - lo) * 0.5 * (1.0 + math.cos(math.pi * min(position,
+                                                                                     1.0)))
                     lr = float(self.settings["lr"]) * cosine
-                    self._train_step(integrand, n, lr, done=it / n_iter, given=given)
+                    self._train_step(integrand, n, lr, done=position, given=given)
+                if given is not None:
+                    skip += max(0.0, n / batch - 1.0)
                 spent += n
                 bar.update(n)
                 stop = early_stop and self._converged()
-                _ckpt.step(self, "train", it=it + 1, spent=spent, done=stop or it + 1 == n_iter)
+                _ckpt.step(self, "train", it=it + 1, spent=spent, skip=skip,
+                           done=stop or it + 1 == n_iter)
                 if stop:
                     break
         self.settings["lr"] = lr0 if math.isfinite(lr0) else self.settings["lr"]
@@ -503,11 +515,7 @@ class Integrator:
                     if pilot is not None and not stop and next_check * batch > pilot:
                         # Training starts from the points evaluated here (not checkpointed).
                         self._pilot_predicted = next_check * batch
-                        if self._pilot_points is not None:
-                            points.insert(0, self._pilot_points)
-                        if points:
-                            self._pilot_points = tuple(torch.cat(t) for t in zip(*points,
-                                                                                 strict=True))
+                        self._keep_pilot_points(integrand, points)
                         del self.history[first:]
                         _ckpt.loop_end(self, "final")
                         return None
@@ -575,18 +583,27 @@ class Integrator:
             # integrand gain at equal calls: variance ~ m^-3), is within the limit.
             limit = 4 * int(self.settings["patience"]) * batch
             size = call.setdefault("pilot_size", _PILOT_SIZE)
-            while True:
-                left = budget - (self.n_evals - evals_before)
-                result = self._estimate(integrand, left, rtol, atol, t_start, evals_before,
-                                        pilot=limit, pilot_size=size)
-                if result is not None:
-                    _ckpt.loop_end(self, "call")
-                    return result
-                size *= 4
-                if (2 * _QMC_MIN_RANDOMIZATIONS * size > limit
-                        or self._pilot_predicted / 16 > limit):
-                    break
-                call["pilot_size"] = size
+            try:
+                while True:
+                    # frozen per stage, so that a resumed checkpoint continues the stage
+                    left = call.setdefault(f"pilot_left_{size}",
+                                           budget - (self.n_evals - evals_before))
+                    result = self._estimate(integrand, left, rtol, atol, t_start,
+                                            evals_before, pilot=min(limit, left // 2),
+                                            pilot_size=size)
+                    if result is not None:
+                        self._pilot_points = None
+                        _ckpt.loop_end(self, "call")
+                        return result
+                    size *= 4
+                    left = budget - (self.n_evals - evals_before)
+                    if (2 * _QMC_MIN_RANDOMIZATIONS * size > min(limit, left // 2)
+                            or self._pilot_predicted / 16 > limit):
+                        break
+                    call["pilot_size"] = size
+            except BaseException:
+                self._pilot_points = None
+                raise
             call["pilot"] = "gave up"
         if n_train is None:
             self._stop_goal = {"rtol": rtol, "atol": atol, "budget": budget,
@@ -605,6 +622,17 @@ class Integrator:
         result = self._estimate(integrand, remaining, rtol, atol, t_start, evals_before)
         _ckpt.loop_end(self, "call")
         return result
+
+    def _keep_pilot_points(self, integrand: Integrand,
+                           points: list[tuple[Tensor, Tensor, Tensor]]) -> None:
+        """Keep a given-up pilot stage's ``(u, f, log q)`` (after earlier stages' for the same
+        integrand) for the first training iteration on that integrand."""
+        if self._pilot_points is not None and self._pilot_points[0] is integrand:
+            points = [tuple(self._pilot_points[1:])] + points
+        self._pilot_points = None
+        if points:
+            self._pilot_points = (integrand, *(torch.cat(t) for t in zip(*points,
+                                                                          strict=True)))
 
     def _pilot_pays(self, budget: int, rtol: float | None, atol: float | None) -> bool:
         """Whether :meth:`__call__` tries a quasi-random pilot before training.

@@ -91,3 +91,15 @@ def test_larger_randomizations_when_they_promise_enough():
     assert g.calls == r.n_evals == FIRST_LOOK + r.n_evals_final
     assert r.rel_error <= 1e-4
     assert abs(r.mean - f.exact) < 5 * r.sdev
+
+
+def test_pilot_points_never_train_another_integrand():
+    """The 2-D camel's pilot gives up its 256-point stage and ends in the 1024-point one; the
+    first stage's points must not become a training batch of a later, different integrand."""
+    camel = integrands.get("camel:dim=2")
+    integ = Integrator(2, seed=1, progress=False)
+    r = integ(camel, 5_000_000, rtol=1e-4)
+    assert {h.phase for h in r.history} == {"final"}
+    other = Counted(integrands.get("gaussian:dim=2"))
+    records = integ.train(other, 8000)
+    assert other.calls == 8000 == sum(h.n for h in records)

@@ -45,12 +45,17 @@ def test_every_component_matches_its_exact_value(result):
     """The component the flow was trained on is right at 5σ. The other one (with
     ``train_on=1`` the camel, whose peaks a flow on the narrow central Gaussian barely covers)
     has heavy-tailed weights; it must be right too, unless the result warns that its error bar
-    cannot be trusted (the diagnostics are computed on component 0)."""
+    cannot be trusted (the diagnostics are computed on component 0). With tempered training
+    this run's camel component is 0.675 ± 0.043 (−7σ) and warned (Pareto k̂ 0.77); untempered
+    it was 0.704 ± 0.088 (−3.2σ): a flow trained for one component is no sampler for another."""
     spec, r = result
     assert len(r.components) == 2
     for k, (mean, sdev, exact) in enumerate(zip(r.components, sdevs(r), EXACT, strict=True)):
-        if spec in ("norm", k) or not (k == 0 and r.warnings):
+        if spec in ("norm", k) or k != 0:
             assert abs(mean - exact) < 5 * sdev
+        elif abs(mean - exact) >= 5 * sdev:  # the untrained headline component: warned
+            assert any("cannot be trusted" in w or "heavy-tailed" in w or "missed" in w
+                       for w in r.warnings), r.warnings
 
 
 def test_component_zero_is_the_headline_number(result):
