@@ -98,8 +98,7 @@ def sampling_rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]
             gen = torch.Generator(device).manual_seed(args.seed)
             for n in args.batches:
                 def draw(f=f, n=n, gen=gen) -> None:
-                    with torch.no_grad():
-                        x, log_q = f.sample(n, seed=gen)
+                    x, log_q = f.sample(n, seed=gen)  # no gradients
                     assert x.device.type == device.type and log_q.device.type == device.type
 
                 t = timed(draw, device, repeat=1 if args.quick else 3)

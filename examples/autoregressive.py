@@ -36,8 +36,7 @@ def fit_maf(axes) -> None:
     flow = maf_flow(2, "rqs", n_layers=4, hidden=64, bins=8, seed=0)
     result = fit(flow, data, epochs=60, batch_size=256, lr=3e-3, patience=8, seed=0)
     print("MAF:", result)
-    with torch.no_grad():
-        samples, _ = flow.sample(3000, seed=1)
+    samples, _ = flow.sample(3000, seed=1)
     lims = ((-4.0, 4.0), (-4.0, 4.0))
     scatter(axes[0], data, "target: ring of 8 Gaussians", lims)
     scatter(axes[1], samples.numpy(), "MAF (rqs) fitted by max. likelihood", lims, "C1")
@@ -48,13 +47,12 @@ def train_iaf(axes) -> None:
     optimizer = torch.optim.Adam(flow.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(2)
     for _ in range(600):
-        x, log_q = flow.sample(256, seed=gen)  # one conditioner pass per layer
+        x, log_q = flow.rsample(256, seed=gen)  # reparametrised; one conditioner pass a layer
         loss = (log_q - banana_log_density(x)).mean()  # reverse KL up to log Z
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    with torch.no_grad():
-        samples, _ = flow.sample(3000, seed=3)
+    samples, _ = flow.sample(3000, seed=3)
     # The loss is KL(q || p) - log Z with Z = 2 pi * 2 * 0.5 the target's normaliser.
     print(f"IAF: KL(q || p) = {loss.item() + np.log(2 * np.pi):.3f} nats (last batch)")
     lims = ((-6.0, 6.0), (-2.5, 8.0))

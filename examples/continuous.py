@@ -28,8 +28,7 @@ def main() -> None:
                     seed=0)
     result = fit(flow, data, epochs=50, batch_size=256, lr=1e-2, patience=None, seed=0)
     print("CNF:", result)
-    with torch.no_grad():
-        samples, _ = flow.sample(2000, seed=1)
+    samples, _ = flow.sample(2000, seed=1)
 
     lims = ((-1.6, 2.6), (-1.2, 1.7))
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.0))

@@ -188,8 +188,7 @@ def _history(source: Any) -> list[IterationRecord]:
 def _points(source: Any, n: int, weights: Any, seed: int | None
             ) -> tuple[np.ndarray, np.ndarray | None]:
     if isinstance(source, Flow):
-        with torch.no_grad():
-            x, _ = source.sample(int(n), seed=seed)
+        x, _ = source.sample(int(n), seed=seed)  # Flow.sample draws without gradients
         return _array(x), None
     if hasattr(source, "frozen_flow") and hasattr(source, "sample"):  # an Integrator
         x, _ = source.sample(int(n), seed=seed)

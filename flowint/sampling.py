@@ -151,8 +151,7 @@ def weighted_samples(integ: Integrator, f: Callable, n: int, *, seed: SeedLike =
 def _draw(integ: Integrator, flow: Any, f: Callable, n: int, gen: torch.Generator,
           component: int | None) -> WeightedSamples:
     """:func:`weighted_samples` with a given frozen flow and generator."""
-    with torch.no_grad():
-        u, log_q = flow.sample(n, seed=gen)
+    u, log_q = flow.sample(n, seed=gen)  # Flow.sample draws without gradients
     fx = integ.wrap(f)(u)
     if fx.ndim == 2:
         k = 0 if component is None else int(component)

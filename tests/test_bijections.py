@@ -238,7 +238,7 @@ def test_gradients_reach_every_parameter(case: Case):
     dim = _dim(module)
     gen = torch.Generator().manual_seed(8)
     if isinstance(module, Flow):
-        x, log_q = module.sample(64, seed=9)
+        x, log_q = module.rsample(64, seed=9)
         loss = (log_q * torch.rand(64, generator=gen)).sum() + x.sum()
         loss = loss + module.log_prob(_points(case, dim, 64, seed=10)).sum()
     else:

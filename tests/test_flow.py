@@ -163,7 +163,7 @@ def test_float32_follows_to(kind: str):
         # by a finite step: a few points may differ by more, none by much more.
         assert (diff < 1e-4).double().mean() > 0.98
         assert diff.max() < 0.2
-    x, log_q = flow32.sample(64, seed=2)
+    x, log_q = flow32.rsample(64, seed=2)
     log_q.sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in flow32.parameters())
 

@@ -233,11 +233,25 @@ def build_flow(config: dict[str, Any]) -> Flow:
     return builder(**config.get("kwargs", {}))
 
 
+SAMPLE_CHUNK = 4096  # rows pushed through the flow at a time by Flow.sample
+
+
+def _check_count(n: int) -> int:
+    if int(n) < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    return int(n)
+
+
 class Flow(nn.Module):
     """A normalizing flow: a base distribution pushed through a chain of bijections.
 
     ``x = T(z)`` with ``z ~ base``; ``T`` applies ``transforms`` in list order. The device and
     dtype of the flow follow the module (``flow.to(torch.float32)``, ``flow.to("cuda")``).
+
+    Sampling follows ``torch.distributions``: :meth:`sample` draws without gradients,
+    :meth:`rsample` draws reparametrised points whose ``x`` and ``log q`` carry gradients to
+    the parameters, and :meth:`transform_base` pushes given base points with the caller's grad
+    mode.
 
     Arguments:
         transforms: the bijections, first-applied first in the generative direction.
@@ -250,6 +264,8 @@ class Flow(nn.Module):
         >>> x, log_q = flow.sample(1000, seed=0)
         >>> torch.allclose(flow.log_prob(x), log_q)
         True
+        >>> x, log_q = flow.rsample(256, seed=1)  # reparametrised: gradients reach the flow
+        >>> log_q.mean().backward()
     """
 
     def __init__(self, transforms: Sequence[Bijection], base: Base | None = None,
@@ -306,24 +322,83 @@ class Flow(nn.Module):
         gen = make_generator(seed, self.device)
         return self.base.sample(int(n), gen, dtype=self.dtype, device=self.device)
 
-    def transform_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Push base points through the flow: ``(x, log q(x))`` in one pass."""
-        x, ladj = self(z)
-        return x, self.base.log_prob(z) - ladj
+    def transform_base(self, z: Tensor, *, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+        """Push base points through the flow: ``x = T(z)`` and ``log q(x)``.
+
+        The public way to map base points drawn elsewhere (e.g. scrambled Sobol points of an
+        estimator) through the flow. Gradients follow the caller's grad mode: with grad
+        enabled they flow to the parameters (and to ``z`` if it requires them); wrap the call
+        in ``torch.no_grad()`` when they are not needed. :meth:`sample` and :meth:`rsample`
+        are this method applied to fresh draws of :meth:`sample_base`.
+
+        Sign convention: with ``ladj_forward = log|det dx/dz|`` of the generative map,
+        ``log q(x) = log p_Z(z) - ladj_forward``.
+
+        Arguments:
+            z: base points of shape ``(n, dim)``, in the flow's dtype and on its device.
+            chunk: push at most this many rows through the flow at a time and concatenate
+                the results (same points, same order); ``None`` (default) does one pass.
+                Chunks keep the per-point intermediate tensors small enough to stay in cache;
+                with gradients enabled the autograd graph still covers every row.
+
+        Returns:
+            ``(x, log_q)`` of shapes ``(n, dim)`` and ``(n,)``: the points ``x = T(z)`` and
+            their log-density ``log q(x)`` under the flow.
+
+        Raises:
+            ValueError: if ``chunk`` is given and smaller than 1.
+        """
+        if chunk is not None and int(chunk) < 1:
+            raise ValueError(f"chunk must be >= 1 or None, got {chunk}")
+        if chunk is None or z.shape[0] <= int(chunk):
+            x, ladj = self(z)
+            return x, self.base.log_prob(z) - ladj
+        parts = [self.transform_base(c) for c in z.split(int(chunk))]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def sample(self, n: int, *, seed: SeedLike = None) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` points and their log-density in one pass.
+        """Draw ``n`` points and their log-density, without gradients.
+
+        Runs under ``torch.no_grad()`` (no autograd graph is built, whatever the caller's grad
+        mode) and pushes the base points through the flow ``SAMPLE_CHUNK`` rows at a time; the
+        points are the same, in the same order, as one pass of :meth:`transform_base`. Use
+        :meth:`rsample` for reparametrised samples that carry gradients.
 
         Arguments:
             n: number of points.
             seed: an int, a ``torch.Generator`` (advanced in place) or ``None``.
 
         Returns:
-            ``(x, log_q)`` of shapes ``(n, dim)`` and ``(n,)``. Gradients flow to the parameters
-            (reparametrised sampling); wrap in ``torch.no_grad()`` when they are not needed.
+            ``(x, log_q)`` of shapes ``(n, dim)`` and ``(n,)``, detached (``requires_grad`` is
+            ``False``).
+
+        Raises:
+            ValueError: if ``n`` is negative.
         """
-        if int(n) < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
+        n = _check_count(n)
+        with torch.no_grad():
+            x, log_q = self.transform_base(self.sample_base(n, seed=seed), chunk=SAMPLE_CHUNK)
+        return x.detach(), log_q.detach()
+
+    def rsample(self, n: int, *, seed: SeedLike = None) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` reparametrised points and their log-density, with gradients.
+
+        ``x = T(z)`` for base draws ``z`` in one pass of :meth:`transform_base` with the
+        caller's grad mode, so gradients of ``x`` and ``log_q`` flow to the parameters (e.g.
+        for reverse-KL training). With the same ``seed`` the points equal those of
+        :meth:`sample`.
+
+        Arguments:
+            n: number of points.
+            seed: an int, a ``torch.Generator`` (advanced in place) or ``None``.
+
+        Returns:
+            ``(x, log_q)`` of shapes ``(n, dim)`` and ``(n,)``.
+
+        Raises:
+            ValueError: if ``n`` is negative.
+        """
+        n = _check_count(n)
         return self.transform_base(self.sample_base(n, seed=seed))
 
     def save(self, path: str) -> None:
