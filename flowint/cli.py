@@ -404,6 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_integrate_parser(sub)
+    _add_list_parser(sub)
+    _add_bench_parser(sub)
+    _add_demo_parser(sub)
+    return parser
+
+
+def _add_integrate_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``integrate`` subcommand: integrand, box, budget, training and output options."""
     p = sub.add_parser("integrate", help="integrate a registered or importable integrand",
                        description="Integrate a function over a box; prints the estimate with "
                                    "its error (and the exact value for test integrands).")
@@ -445,14 +454,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(run=_cmd_integrate)
 
+
+def _add_list_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``list`` subcommand: no options."""
     p = sub.add_parser("list", help="list the registered test integrands")
     p.set_defaults(run=_cmd_list)
 
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``bench`` subcommand: a benchmark name and the arguments passed on to it."""
     p = sub.add_parser("bench", help="run a script of benchmarks/ (no name: list them)")
     p.add_argument("name", nargs="?", default=None, help="benchmark name")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the benchmark")
     p.set_defaults(run=_cmd_bench)
 
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` subcommand: budgets, dimension and seed of the camel comparison."""
     p = sub.add_parser("demo", help="flowint vs VEGAS on the 8-D camel, at equal calls",
                        description="The README's main job: the 8-D camel integrated by "
                                    "flowint and by VEGAS with the same number of calls.")
@@ -470,7 +488,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(run=_cmd_demo)
-    return parser
 
 
 def _version() -> str:

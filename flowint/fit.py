@@ -140,6 +140,83 @@ def _eval_nll(flow: nn.Module, x: Tensor, w: Tensor | None, chunk: int) -> float
     return total / mass if mass > 0 else math.nan
 
 
+def _check_settings(epochs: int, batch_size: int, lr: float, val_fraction: float,
+                    patience: int | None) -> None:
+    """Raise ``ValueError`` for a training setting of :func:`fit` out of its range."""
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not float(lr) > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if patience is not None and int(patience) < 1:
+        raise ValueError(f"patience must be >= 1 or None, got {patience}")
+
+
+def _split(x: Tensor, w: Tensor | None, val_fraction: float, gen: torch.Generator,
+           device: torch.device) -> tuple[tuple[Tensor, Tensor | None],
+                                          tuple[Tensor, Tensor | None]]:
+    """Shuffle the points (and weights) with ``gen``; ``((x_train, w_train), (x_val, w_val))``.
+
+    The validation split holds ``val_fraction`` of the points, rounded, but at least one and
+    leaving at least one for training; with ``val_fraction == 0`` it is empty.
+    """
+    n = x.shape[0]
+    order = torch.randperm(n, generator=gen).to(device)
+    n_val = min(max(round(float(val_fraction) * n), 1), n - 1) if val_fraction > 0 else 0
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    x_val, x_train = x[val_idx], x[train_idx]
+    w_val = None if w is None else w[val_idx]
+    w_train = None if w is None else w[train_idx]
+    return (x_train, w_train), (x_val, w_val)
+
+
+def _train_epoch(flow: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor,
+                 w: Tensor | None, bs: int, gen: torch.Generator) -> float | None:
+    """One pass of Adam steps over shuffled batches of ``bs`` points.
+
+    Returns:
+        The mean NLL of the epoch's batches (weighted by their points or weight mass), or
+        ``None`` when a batch's loss was not finite (the epoch stops before stepping on it).
+    """
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    total, mass = 0.0, 0.0
+    for i in range(0, x.shape[0], bs):
+        idx = perm[i:i + bs]
+        wb = None if w is None else w[idx]
+        loss = _nll(flow, x[idx], wb)
+        if not torch.isfinite(loss):
+            return None
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        m = float(idx.numel()) if wb is None else float(wb.sum())
+        total, mass = total + float(loss.detach()) * m, mass + m
+    return total / mass if mass > 0 else math.nan
+
+
+class _BestEpoch:
+    """The best monitored NLL so far, its epoch and parameters, and the epochs since it.
+
+    Starts from the flow's initial parameters (epoch -1) with an infinite NLL.
+    """
+
+    def __init__(self, flow: nn.Module) -> None:
+        self.flow = flow
+        self.nll, self.epoch, self.stale = math.inf, -1, 0
+        self.state = copy.deepcopy(flow.state_dict())
+
+    def update(self, epoch: int, monitored: float) -> None:
+        """Keep ``epoch``'s parameters if ``monitored`` beats the best, else count it stale."""
+        if monitored < self.nll:
+            self.nll, self.epoch, self.stale = monitored, epoch, 0
+            self.state = copy.deepcopy(self.flow.state_dict())
+        else:
+            self.stale += 1
+
+
 def fit(flow: nn.Module, data, *, epochs: int = 100, batch_size: int = 256, lr: float = 1e-3,
         val_fraction: float = 0.2, patience: int | None = 10, seed: SeedLike = None,
         progress: bool | None = None, weights=None) -> FitResult:
@@ -173,30 +250,16 @@ def fit(flow: nn.Module, data, *, epochs: int = 100, batch_size: int = 256, lr: 
         >>> result = fit(flow, data, epochs=50, seed=0)
         >>> print(result)
     """
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not float(lr) > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    if not 0.0 <= float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if patience is not None and int(patience) < 1:
-        raise ValueError(f"patience must be >= 1 or None, got {patience}")
+    _check_settings(epochs, batch_size, lr, val_fraction, patience)
     params = [p for p in flow.parameters() if p.requires_grad]
     if not params:
         raise ValueError("flow has no trainable parameters")
     dtype, device = params[0].dtype, params[0].device
     x, w = _check_inputs(flow, data, weights, dtype, device)
     gen = make_generator(seed)
-    n = x.shape[0]
-    order = torch.randperm(n, generator=gen).to(device)
-    n_val = min(max(round(float(val_fraction) * n), 1), n - 1) if val_fraction > 0 else 0
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    x_val, x_train = x[val_idx], x[train_idx]
-    w_val = None if w is None else w[val_idx]
-    w_train = None if w is None else w[train_idx]
-    n_train, bs = x_train.shape[0], min(int(batch_size), x_train.shape[0])
+    (x_train, w_train), (x_val, w_val) = _split(x, w, val_fraction, gen, device)
+    n_train, n_val = x_train.shape[0], x_val.shape[0]
+    bs = min(int(batch_size), n_train)
     chunk = max(bs, 4096)
 
     optimizer = torch.optim.Adam(params, lr=float(lr))
@@ -204,53 +267,36 @@ def fit(flow: nn.Module, data, *, epochs: int = 100, batch_size: int = 256, lr: 
     start = time.perf_counter()
     train_hist: list[float] = []
     val_hist: list[float] = []
-    best, best_epoch, stale = math.inf, -1, 0
-    best_state = copy.deepcopy(flow.state_dict())
+    best = _BestEpoch(flow)
     reason = "epochs"
     bar = tqdm(range(int(epochs)), disable=not show, desc="fit", unit="epoch", leave=False)
     for epoch in bar:
-        perm = torch.randperm(n_train, generator=gen).to(device)
-        total, mass, finite = 0.0, 0.0, True
-        for i in range(0, n_train, bs):
-            idx = perm[i:i + bs]
-            wb = None if w_train is None else w_train[idx]
-            loss = _nll(flow, x_train[idx], wb)
-            if not torch.isfinite(loss):
-                finite = False
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            m = float(idx.numel()) if wb is None else float(wb.sum())
-            total, mass = total + float(loss.detach()) * m, mass + m
-        if not finite:
+        train_nll = _train_epoch(flow, optimizer, x_train, w_train, bs, gen)
+        if train_nll is None:
             reason = "non-finite"
             break
-        train_hist.append(total / mass if mass > 0 else math.nan)
+        train_hist.append(train_nll)
         if n_val:
             val_hist.append(_eval_nll(flow, x_val, w_val, chunk))
         monitored = val_hist[-1] if n_val else train_hist[-1]
         if not math.isfinite(monitored):
             reason = "non-finite"
             break
-        if monitored < best:
-            best, best_epoch, stale = monitored, epoch, 0
-            best_state = copy.deepcopy(flow.state_dict())
-        else:
-            stale += 1
+        best.update(epoch, monitored)
         bar.set_postfix(train=f"{train_hist[-1]:.4f}",
                         val=f"{val_hist[-1]:.4f}" if n_val else "-")
-        if patience is not None and stale >= int(patience):
+        if patience is not None and best.stale >= int(patience):
             reason = "patience"
             break
     bar.close()
-    flow.load_state_dict(best_state)
+    flow.load_state_dict(best.state)
     return FitResult(
         train_nll=tuple(train_hist),
         val_nll=tuple(val_hist),
-        best_epoch=best_epoch,
+        best_epoch=best.epoch,
         stop_reason=reason,
         n_train=n_train,
         n_val=n_val,
         wall_time=time.perf_counter() - start,
     )
+
