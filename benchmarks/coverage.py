@@ -201,11 +201,9 @@ def run_flowint(case: str, seed: int, budget: Budget) -> list[Run]:
     nan_warned = sum("non-finite loss" in str(w.message) for w in caught)
     n_train = integ.n_evals
     runs = []
-    if "qmc" in integ.settings:
-        integ.settings["qmc"] = True
-        runs.append(_flowint_estimate(integ, f, case, seed, budget.final, "flowint-qmc", t_train,
-                                       n_train))
-        integ.settings["qmc"] = False
+    runs.append(_flowint_estimate(integ, f, case, seed, budget.final, "flowint-qmc", t_train,
+                                   n_train))
+    integ = integ.with_settings(qmc=False)
     runs.append(_flowint_estimate(integ, f, case, seed, budget.final, "flowint-iid", t_train,
                                   n_train))
     for r in runs:

@@ -257,8 +257,9 @@ def write(rows: list[dict], warm: dict, wos: list[dict], args, seconds: float) -
         f"Gaussian data, d = {warm['d']}, t = {warm['t']}, s = {warm['s']}, points x = v·(1,…,1)"
         f" for v = {', '.join(f'{v:.2f}' for v in warm['offsets'])} (u from "
         f"{u_first:.2g} to {u_last:.2g}),"
-        f" each solved to relative error {warm['rtol']} by `FeynmanKac.solve_path` (train in "
-        "chunks of 4000 while the predicted total cost falls, then estimate to rtol).",
+        f" each solved to relative error {warm['rtol']} by `FeynmanKac.solve_path` (one "
+        "integrator call per point with the error target rtol, training iterations of 4000; "
+        "warm-started points skip the exploration).",
         "",
         "| point v | cold: calls (train) | warm: calls (train) | cold rel. err | warm rel. err |",
         "|---|---|---|---|---|",

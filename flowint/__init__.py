@@ -1,11 +1,11 @@
 """flowint: integration and sampling in many dimensions with normalizing flows."""
 
 from . import pde
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .fit import fit
 from .flows import Flow, load_flow, make_flow
 from .integrand import Integrand, IntegrandError
-from .integrator import DEFAULTS, Integrator, integrate
+from .integrator import DEFAULTS, Integrator, integrate, load_checkpoint
 from .result import IterationRecord, Result
 from .sampling import unweighted_samples, weighted_samples
 

@@ -103,6 +103,13 @@ class Result:
         warnings: diagnostics raised about the reliability of the error bar.
         components: for vector integrands, per-component means; else empty.
         covariance: for vector integrands, the covariance matrix of the component estimates.
+        method: the sampler of the final estimate: ``"identity"`` (plain randomized
+            quasi-Monte Carlo), ``"grid"`` (quasi-random points through a per-axis grid) or
+            ``"flow"`` (through the trained flow).
+        seconds: seconds spent in the integrand (``"f"``), in training steps (``"train"``) and
+            in sampling samplers (``"sample"``); ``wall_time`` is the whole call.
+        n_evals_reused: training evaluations that entered the estimate (with weights fixed
+            before their draw; see :mod:`flowint.run.estimator`).
     """
 
     mean: float
@@ -122,6 +129,9 @@ class Result:
     warnings: tuple[str, ...] = ()
     components: tuple[float, ...] = ()
     covariance: tuple[tuple[float, ...], ...] = field(default=())
+    method: str = "flow"
+    seconds: dict[str, float] = field(default_factory=dict)
+    n_evals_reused: int = 0
 
     @property
     def n_evals_train(self) -> int:

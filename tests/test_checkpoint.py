@@ -52,7 +52,7 @@ def test_file_is_plain_data_and_round_trips(tmp_path):
     assert blob["format"] == ckpt.FORMAT
     assert [p.name for p in path.parent.iterdir()] == ["a.ckpt"]  # no temporary file left
 
-    again = ckpt.load_checkpoint(path)
+    again = flowint.load_checkpoint(path)
     assert again.n_evals == integ.n_evals
     assert records(again.history) == records(integ.history)
     x0, w0 = integ.sample(100)
@@ -99,7 +99,7 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path):
     for at in (7, 8):
         with pytest.raises(KeyboardInterrupt):
             flowint.integrate(Interrupt(at), 2, checkpoint=path, **run)
-    state = ckpt.read_checkpoint(path)["integrator"]
+    state = ckpt.read_checkpoint(path)["state"]
     assert len(state["history"]) == 13
     counter = CountCalls()
     resumed = flowint.integrate(counter, 2, checkpoint=path, **run)
@@ -149,7 +149,7 @@ def test_cuda_checkpoint_loads_on_cpu(tmp_path):
     integ.train(gauss, 2000)
     path = ckpt.save_checkpoint(integ, tmp_path / "a.ckpt")
     with pytest.warns(RuntimeWarning, match="random stream"):
-        again = ckpt.load_checkpoint(path, device="cpu")
+        again = flowint.load_checkpoint(path, device="cpu")
     assert records(again.history) == records(integ.history)
     assert all(v.device.type == "cpu" for v in again.flow.state_dict().values())
 
@@ -215,14 +215,14 @@ def test_sigkill_then_restart_gives_the_uninterrupted_result_bit_for_bit(tmp_pat
 
     deadline = time.monotonic() + 120
     while job.poll() is None and time.monotonic() < deadline:
-        if path.exists() and len(ckpt.read_checkpoint(path)["integrator"]["history"]) >= 5:
+        if path.exists() and len(ckpt.read_checkpoint(path)["state"]["history"]) >= 5:
             break
         time.sleep(0.02)
     assert job.poll() is None, "the job ended before it could be killed"
     job.send_signal(signal.SIGKILL)
     job.communicate(timeout=60)
     assert job.returncode == -signal.SIGKILL
-    state = ckpt.read_checkpoint(path)["integrator"]
+    state = ckpt.read_checkpoint(path)["state"]
     done = state["n_evals"]
     assert 2500 <= done < 6000  # killed in training, with completed iterations saved
 

@@ -145,39 +145,6 @@ def test_rtol_stops_early():
     assert r.n_evals < 400_000
 
 
-def test_qmc_randomization_size_follows_the_error_target():
-    from flowint.integrator import _QMC_FIRST_SHARE, _QMC_MIN_RANDOMIZATIONS, _qmc_size
-
-    first = 1_000_000 / _QMC_FIRST_SHARE  # the first look: 1/32 of the i.i.d. need
-    m = _qmc_size(10**8, 20_000, n_needed=1_000_000)
-    assert m & (m - 1) == 0 and m * _QMC_MIN_RANDOMIZATIONS <= first < 2 * m * 32
-    assert _qmc_size(10**8, 20_000, n_needed=10.0) == 64  # floor
-    assert _qmc_size(10**8, 20_000) == 16_384  # no target: the batch, as a power of two
-    assert _qmc_size(64_000, 20_000) == 1_024  # small budget: 32 randomizations fit
-
-
-def test_training_stop_counts_on_the_quasi_random_gain():
-    """With an error target, one more training iteration (b calls) pays if it saves more final
-    calls than b; with quasi-random final points those are 1/_QMC_GAIN_GUESS of the i.i.d.
-    need, so training stops sooner than with i.i.d. points."""
-    from flowint.integrator import _QMC_GAIN_GUESS
-    from flowint.result import IterationRecord
-
-    p, b = 8, 1000
-    rate = math.log(1.1) / p  # rel. std 0.11 -> 0.10 over p iterations
-    # Saving 2 * rate * n_need calls per iteration: between b and _QMC_GAIN_GUESS * b.
-    n_need = 2.0 * b / (2.0 * rate)
-    assert 2.0 * rate * n_need / _QMC_GAIN_GUESS < b < 2.0 * rate * n_need
-    stops = {}
-    for qmc in (True, False):
-        integ = Integrator(2, seed=0, patience=p, qmc=qmc, temper=None)
-        integ.history = [IterationRecord("train", b, 1.0, 0.0, rho, math.nan, math.nan, 0.0)
-                         for rho in [0.11] * p + [0.10] * p]
-        integ._stop_goal = {"rtol": 0.10 / math.sqrt(n_need), "atol": None}
-        stops[qmc] = integ._converged()
-    assert stops == {True: True, False: False}
-
-
 def test_rtol_met_where_quasi_random_points_gain_little():
     """An indicator (discontinuous: QMC gains little) still meets rtol by adding stages."""
     f = integrands.get("annulus")

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import flowint
-import flowint.integrator as integrator_module
+import flowint.run.trainer as trainer_module
 import integrands
 from flowint import Integrator, Result, integrate
 
@@ -37,7 +37,7 @@ def _poisoned_loss(bad_calls: set[int], kind: str) -> Callable[..., Any]:
     ``kind="loss"``: the loss is NaN. ``kind="grad"``: the loss is finite but its gradient is
     NaN (``sqrt`` at 0), so the optimizer step writes NaN into the parameters.
     """
-    original = integrator_module.surrogate_loss
+    original = trainer_module.surrogate_loss
     calls = [0]
 
     def loss(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +63,7 @@ def _state(integ: Integrator) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("kind", ["loss", "grad"])
 def test_non_finite_step_rolls_back_to_last_good_state(monkeypatch: pytest.MonkeyPatch,
                                                        kind: str) -> None:
-    monkeypatch.setattr(integrator_module, "surrogate_loss", _poisoned_loss({1}, kind))
+    monkeypatch.setattr(trainer_module, "surrogate_loss", _poisoned_loss({1}, kind))
     integ = Integrator(2, seed=0, batch_size=250, warmup=0, steps_per_batch=1, **SMALL)
     before = _state(integ)
     with pytest.warns(RuntimeWarning, match="non-finite loss during training: rolled back"):
@@ -80,7 +80,7 @@ def test_nan_loss_once_run_completes_with_halved_learning_rate(
     ref = Integrator(2, **settings)
     ref_hist = ref.train(_gaussian, 2000)
 
-    monkeypatch.setattr(integrator_module, "surrogate_loss", _poisoned_loss({5}, "loss"))
+    monkeypatch.setattr(trainer_module, "surrogate_loss", _poisoned_loss({5}, "loss"))
     integ = Integrator(2, **settings)
     with pytest.warns(RuntimeWarning, match="halved the learning rate"):
         hist = integ.train(_gaussian, 2000)
@@ -99,7 +99,7 @@ def test_nan_loss_once_run_completes_with_halved_learning_rate(
 
 
 def test_integrate_survives_repeated_nan_losses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(integrator_module, "surrogate_loss", _poisoned_loss({1, 2, 3, 7}, "loss"))
+    monkeypatch.setattr(trainer_module, "surrogate_loss", _poisoned_loss({1, 2, 3, 7}, "loss"))
     with pytest.warns(RuntimeWarning, match="non-finite loss"):
         r = integrate(_gaussian, 2, budget=4000, n_train=2000, seed=2, batch_size=250, warmup=0,
                       steps_per_batch=2, **SMALL)

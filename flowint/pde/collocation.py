@@ -3,8 +3,9 @@
 A physics-informed network is trained on the squared residual ``r(x)`` of its PDE at
 collocation points. Where the points sit matters: a narrow peak of the solution that no point
 sees is never learned. :class:`AdaptiveCollocation` trains a normalizing flow on the box toward
-``p ∝ |r|^k`` with the integrator's divergences (:func:`flowint.losses.surrogate_loss`), mixes
-in a uniform share ``c`` as a defensive component,
+``p ∝ |r|^k`` with the integrator's divergences (:func:`flowint.losses.surrogate_loss`) and the
+integrator's own training step (:class:`flowint.run.trainer.Trainer`), mixes in a uniform share
+``c`` as a defensive component,
 
     q_mix(x) = (1 - c) q_flow(x) + c / volume,
 
@@ -45,8 +46,10 @@ from torch import Tensor
 from .._rng import SeedLike, make_generator
 from ..flows import Flow, PerAxisGrid, make_flow
 from ..integrand import parse_bounds
-from ..losses import LOSSES, surrogate_loss
+from ..losses import LOSSES
 from ..result import IterationRecord
+from ..run.state import RunState
+from ..run.trainer import Trainer
 
 __all__ = ["AdaptiveCollocation"]
 
@@ -68,7 +71,7 @@ class AdaptiveCollocation:
         flow: a spline kind of :func:`flowint.make_flow` or a ``Flow`` on the unit cube.
         flow_options: extra keyword arguments of :func:`flowint.make_flow` (default here:
             ``grid=True``, the per-axis grid that ``warmup`` adapts).
-        lr: Adam learning rate.
+        lr: Adam learning rate (constant; halved after a rolled-back iteration).
         batch_size: residual evaluations per training iteration (default 4096, capped by
             ``n_evals``).
         steps_per_batch: gradient steps that re-use each evaluated batch.
@@ -127,13 +130,31 @@ class AdaptiveCollocation:
             init = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
             options = {"grid": True, **(flow_options or {})}
             self.flow = make_flow(dim, flow, seed=init, dtype=dtype, **options)
-        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=float(lr))
-        self.history: list[IterationRecord] = []
-        self.n_evals = 0
-        self._warmed = 0
+        # the Trainer takes the gradient steps: on the current batch only (buffer 1), all of
+        # it per step (minibatch None), untempered, at a constant learning rate
+        self.state = RunState()
+        self.trainer = Trainer(self.flow, self.generator, loss=loss, lr=float(lr),
+                               steps_per_batch=self.steps_per_batch, minibatch=None, clip=10.0,
+                               buffer=1, temper=None, lr_final=1.0)
         self._frozen: Flow | None = None
         self._past: list[tuple[Flow, float]] = []  # flow components of the last sample
         self.reset()
+
+    # ------------------------------------------------------------------ views of the state
+    @property
+    def history(self) -> list[IterationRecord]:
+        """Every training iteration so far, in order."""
+        return self.state.history
+
+    @property
+    def n_evals(self) -> int:
+        """Residual evaluations so far."""
+        return self.state.n_evals
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The Trainer's Adam optimizer."""
+        return self.trainer.optimizer
 
     # ------------------------------------------------------------------ densities
     def frozen_flow(self) -> Flow:
@@ -210,10 +231,14 @@ class AdaptiveCollocation:
         """Train the flow toward ``|r|^k`` with about ``n_evals`` residual evaluations.
 
         Each iteration draws a batch from the current mixture ``q_mix`` (so the uniform share
-        keeps exploring), evaluates the residual once, and takes ``steps_per_batch`` gradient
-        steps on the surrogate divergence between ``|r|^k / ∫|r|^k`` and ``q_flow`` with the
-        importance weights of ``q_mix``. Calling ``fit`` again continues from the current flow
-        (the warm start used between PINN stages).
+        keeps exploring), evaluates the residual once, adapts the per-axis grid on the first
+        ``warmup`` batches, and hands the batch to the :class:`~flowint.run.trainer.Trainer`,
+        which takes ``steps_per_batch`` gradient steps on the surrogate divergence between
+        ``|r|^k / ∫|r|^k`` and ``q_flow`` with the importance weights of ``q_mix`` (each step
+        on a resample of the current batch, of its size). A step that leaves non-finite
+        values is rolled back with the iteration, and the learning rate is halved from then
+        on (with a :class:`RuntimeWarning`). Calling ``fit`` again continues from the current
+        flow and optimizer (the warm start used between PINN stages).
 
         Arguments:
             residual: batched residual on the box: ``(n, dim)`` float64 tensor to ``(n,)``. It
@@ -243,41 +268,26 @@ class AdaptiveCollocation:
         return records
 
     def _iteration(self, residual: Residual, n: int) -> IterationRecord:
+        """Draw ``n`` points of ``q_mix``, evaluate ``|r|^k`` once, adapt the per-axis grid
+        (the first ``warmup`` iterations) and hand the batch to the Trainer."""
         t0 = time.perf_counter()
         with torch.no_grad():
             u, log_q0 = self._draw_unit(self.flow, n, self.generator)
         target = self._target(residual, self.to_box(u))
-        self.n_evals += n
-        log_q0_box = log_q0 - math.log(self.volume)
-        w = target * torch.exp(-log_q0_box)
+        self.state.n_evals += n
+        w = target * torch.exp(-(log_q0 - math.log(self.volume)))
         mean, std = float(w.mean()), float(w.std())
-        value = math.nan
-        if float(target.sum()) > 0:
-            if self._warmed < self.warmup:
-                grid = self.flow.transforms[-1]
-                if isinstance(grid, PerAxisGrid):
-                    grid.adapt(u, (target * torch.exp(-log_q0)) ** 2)
-                self._warmed += 1
-            good = {key: v.clone() for key, v in self.flow.state_dict().items()}
-            u_train = u.to(self.dtype)
-            for _ in range(self.steps_per_batch):
-                log_q = self.flow.log_prob(u_train)
-                loss, val = surrogate_loss(self.loss, target, log_q, log_q0)
-                if not torch.isfinite(loss):
-                    break
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.flow.parameters(), 10.0)
-                self.optimizer.step()
-                value = float(val)
-            if not all(torch.isfinite(p).all() for p in self.flow.parameters()):
-                self.flow.load_state_dict(good)
-                self.optimizer.state.clear()
+        if float(target.sum()) > 0 and self.state.warmed < self.warmup:
+            grid = self.flow.transforms[-1]
+            if isinstance(grid, PerAxisGrid):
+                grid.adapt(u, (target * torch.exp(-log_q0)) ** 2)
+            self.state.warmed += 1
+        lr = self.trainer.learning_rate(self.state, 0.0)  # constant (halved after a rollback)
+        value = self.trainer.step(self.state, u, target, log_q0, lr)
         rec = IterationRecord("train", n, mean, std / math.sqrt(n),
-                              std / abs(mean) if mean else math.inf, value,
-                              float(self.optimizer.param_groups[0]["lr"]),
+                              std / abs(mean) if mean else math.inf, value, lr,
                               time.perf_counter() - t0)
-        self.history.append(rec)
+        self.state.history.append(rec)
         return rec
 
     def _target(self, residual: Residual, x: Tensor) -> Tensor:

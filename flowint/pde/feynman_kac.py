@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -129,32 +129,39 @@ class FeynmanKac:
                    max_evals: int = 2_000_000) -> PathSolution:
         """Solve at a sequence of points to relative precision ``rtol`` each.
 
-        Each point trains its flow in chunks for as long as that lowers the predicted total
-        cost (training so far plus ``(rel_std / rtol)²`` final evaluations, see
-        :func:`solve_to_precision`), then estimates to ``rtol``. With ``warm_start`` each point
-        starts from a copy of the previous point's integrator (flow, optimizer, grid); without
-        it every point starts from the uniform density.
+        Each point is one call of the integrator with the error target ``rtol``
+        (:func:`solve_to_precision`): its policy trains the flow while that is predicted to
+        lower the total cost, then estimates to ``rtol``. With ``warm_start`` each point
+        starts from a copy of the previous point's integrator (flow, optimizer, grid,
+        tempering; fresh random numbers, and not the previous integrand's training batches)
+        and skips the exploration of the static candidates (``explore=False``): the
+        neighbour's flow is the sampler to beat. Without it every point starts from the
+        uniform density, with the integrator's settings.
 
         Arguments:
             t: time.
             points: the points, shape ``(m, dim)``, in the order they are solved.
             rtol: relative precision to reach at every point.
             warm_start: start each point from its predecessor's flow.
-            chunk: evaluations per training chunk (default: the integrator's batch size).
+            chunk: evaluations per training iteration (the integrator's ``batch_size``;
+                default: its own choice).
             max_evals: most evaluations per point.
         """
         pts = torch.as_tensor(points, dtype=torch.float64).reshape(-1, self.dim)
         results: list[Result] = []
         previous: Integrator | None = None
         base_seed = self.settings.get("seed")
+        sizes = {} if chunk is None else {"batch_size": int(chunk)}
         for i, x in enumerate(pts):
             seed = None if base_seed is None else int(base_seed) * 100_003 + i
-            integ = self.integrator(seed=seed)
-            if warm_start and previous is not None:
+            warm = warm_start and previous is not None
+            integ = self.integrator(seed=seed, **sizes, **({"explore": False} if warm else {}))
+            if warm:
                 own_stream = integ.generator.get_state()
                 integ.load_state_dict(previous.state_dict())
                 integ.generator.set_state(own_stream)  # fresh randomness for this point
-            results.append(solve_to_precision(integ, self.integrand(t, x), rtol, chunk=chunk,
+                integ.state.buffer.clear()  # the previous integrand's batches
+            results.append(solve_to_precision(integ, self.integrand(t, x), rtol,
                                               max_evals=max_evals))
             previous = integ
         return PathSolution(pts, tuple(results))
@@ -196,48 +203,27 @@ class PathSolution:
         return sum(r.n_evals for r in self.results)
 
 
-def solve_to_precision(integ: Integrator, f: Field, rtol: float, *, chunk: int | None = None,
+def solve_to_precision(integ: Integrator, f: Field, rtol: float, *,
                        max_evals: int = 2_000_000) -> Result:
-    """Train in chunks while that pays, then estimate to relative precision ``rtol``.
+    """Integrate ``f`` to relative precision ``rtol`` within ``max_evals`` evaluations.
 
-    After each training chunk the predicted cost of stopping now is the training spent plus
-    ``(rel_std / rtol)²`` final evaluations, with ``rel_std`` the relative standard deviation
-    per sample measured on the chunk (fresh samples of the current flow). Training stops when
-    that prediction has not improved for two chunks, or would exceed ``max_evals``.
+    One call ``integ(f, max_evals, rtol=rtol)``: the integrator's policy
+    (:mod:`flowint.run.policy`) trains while that is predicted to lower the total cost of
+    reaching ``rtol`` (training plus final calls, at their measured costs per call), then
+    estimates to ``rtol`` with the best sampler.
 
     Arguments:
-        integ: the integrator (fresh or warm-started); its counters measure the cost.
+        integ: the integrator (fresh or warm-started).
         f: the integrand on the unit cube.
-        rtol: target relative standard error of the final estimate.
-        chunk: evaluations per training chunk (default: ``integ.batch_size()``).
+        rtol: target relative standard error of the final estimate, in ``(0, 1)``.
         max_evals: most evaluations in total (training and final).
 
     Returns:
-        The final :class:`~flowint.result.Result`; its ``n_evals`` counts this call only.
+        The :class:`~flowint.result.Result`; its ``n_evals`` counts this call only.
     """
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
-    chunk = int(chunk or integ.batch_size())
-    start = integ.n_evals
-    best, stale = math.inf, 0
-    while integ.n_evals - start + chunk < max_evals:
-        rec = integ.train(f, chunk)[-1]
-        spent = integ.n_evals - start
-        cost = spent + (rec.rel_std / rtol) ** 2 if math.isfinite(rec.rel_std) else math.inf
-        if cost < best * 0.98:
-            best, stale = cost, 0
-        else:
-            stale += 1
-        if stale >= 2 or (math.isfinite(cost) and cost - spent < chunk):
-            break
-    remaining = max(2, max_evals - (integ.n_evals - start))
-    res = integ.estimate(f, remaining, rtol=rtol)
-    total = integ.n_evals - start
-    return _with_evals(res, total)
-
-
-def _with_evals(res: Result, n_evals: int) -> Result:
-    return replace(res, n_evals=n_evals)
+    return integ(f, max_evals, rtol=rtol)
 
 
 def feynman_kac(phi: Field, t: float, x: Tensor, *, diffusion: float | Tensor = 1.0,

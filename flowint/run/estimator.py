@@ -1,0 +1,183 @@
+"""The Estimator: fresh points from a frozen sampler, and the numbers they give.
+
+A *sampler* here is a frozen :class:`~flowint.flows.Flow` on the unit cube, or ``None`` for
+the identity (plain quasi-Monte Carlo). Quasi-random base points are used only in independent
+randomizations (each a freshly scrambled Sobol set); each randomization's mean of ``f/q`` is
+an unbiased estimate, and the error bar comes from their spread.
+
+The final number may also use training iterations (:class:`~flowint.run.state.Piece`): each
+is unbiased given the flow it was drawn from, which was fixed before the draw, and each enters
+with the weight ``1 / planned_var`` fixed before its draw, so that the combination stays an
+unbiased martingale average (DESIGN.md, the statistical protocol).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ..flows import Flow
+from ..result import chi2_q
+from .state import Measurement, Piece, RunState
+
+__all__ = ["Combined", "Estimator", "MIN_RANDOMIZATIONS", "combine_pieces", "scrambled_sobol"]
+
+#: Randomizations of a final quasi-random estimate (t with 31 dof: ±3σ covers 99.5 %).
+MIN_RANDOMIZATIONS = 32
+_CHUNK = 4096  # points pushed through the flow at a time (no gradients)
+
+
+class Estimator:
+    """Draws points from frozen samplers and turns their weights into estimates.
+
+    Arguments:
+        dim: dimension of the cube.
+        generator: the run's random generator.
+        dtype: dtype of the frozen flows (``estimate_dtype``).
+    """
+
+    def __init__(self, dim: int, generator: torch.Generator, dtype: torch.dtype):
+        self.dim = dim
+        self.generator = generator
+        self.dtype = dtype
+
+    def freeze(self, flow: Flow) -> Flow:
+        """A copy of ``flow`` in the estimate dtype, without gradients."""
+        frozen = copy.deepcopy(flow).to(self.dtype)
+        frozen.requires_grad_(False)
+        return frozen
+
+    def draw(self, state: RunState, sampler: Flow | None, n: int,
+             qmc: bool) -> tuple[Tensor, Tensor]:
+        """``n`` points of ``sampler`` and their ``log q`` (float64).
+
+        Arguments:
+            state: the run state (the seconds spent sampling are added to it).
+            sampler: a frozen flow, or ``None`` for the identity (uniform points).
+            n: number of points.
+            qmc: one freshly scrambled Sobol set as base points instead of i.i.d. ones.
+        """
+        t0 = time.perf_counter()
+        device = self.generator.device
+        dtype = self.dtype if sampler is None else sampler.dtype
+        if qmc:
+            z = scrambled_sobol(n, self.dim, self.generator, dtype, device)
+        else:
+            z = torch.rand(n, self.dim, generator=self.generator, dtype=dtype, device=device)
+        if sampler is None:
+            u, log_q = z, torch.zeros(n, dtype=torch.float64, device=device)
+        else:
+            with torch.no_grad():
+                parts = [sampler.transform_base(c) for c in z.split(_CHUNK)]
+            u = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+            log_q = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        state.add_seconds("sample", time.perf_counter() - t0)
+        return u, log_q.to(torch.float64)
+
+    @staticmethod
+    def weights(fx: Tensor, log_q: Tensor) -> Tensor:
+        """``f / q`` per point (and per component for vector integrands)."""
+        scale = torch.exp(-log_q)
+        return fx * (scale.unsqueeze(-1) if fx.ndim == 2 else scale)
+
+    @staticmethod
+    def measurement(weights: Sequence[Tensor]) -> Measurement:
+        """The :class:`Measurement` of equal-size randomizations (component 0)."""
+        w = [x if x.ndim == 1 else x[:, 0] for x in weights]
+        pooled = torch.cat(w)
+        top = float(pooled.abs().max()) or 1.0  # scaled first: huge finite f must not overflow
+        means = torch.stack([x.mean() for x in w]) / top
+        ref = abs(float(means.mean())) or 1.0  # variances relative to mean² (or to top²)
+        var_mean = float((means / ref).var()) if len(w) > 1 else math.inf
+        var_point = float((pooled / (top * ref)).var())
+        return Measurement(int(w[0].shape[0]), len(w), float(means.mean()) * top, var_mean,
+                           var_point)
+
+
+def qmc_errors(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor, float]:
+    """Means, covariance and standard error of the mean from equal-size randomizations.
+
+    Returns:
+        ``(means, cov, sdev)``: the component means ``(k,)`` (``k = 1`` for scalars), their
+        covariance ``(k, k)`` (entries may overflow to ``inf`` past ``1e154``) and the
+        standard error of component 0 (computed scaled, so it stays finite).
+    """
+    means = torch.stack([w.mean(0) for w in weights])
+    m = means if means.ndim == 2 else means.unsqueeze(-1)
+    scale = float(m.abs().max()) or 1.0  # huge finite f must not overflow
+    centred = (m - m.mean(0)) / scale
+    k = m.shape[0]
+    cov_s = centred.T @ centred / max(k - 1, 1) / k
+    return m.mean(0), cov_s * scale * scale, float(cov_s[0, 0].sqrt()) * scale
+
+
+class Combined:
+    """The combination of independent unbiased estimates with weights fixed in advance.
+
+    Attributes:
+        mean: ``Σ λ_j m_j`` with ``λ_j ∝ 1 / planned_var_j``.
+        sdev: ``sqrt(Σ λ_j² var_j)``.
+        chi2: ``Σ (m_j − mean)² / var_j``: large when the estimates disagree beyond their
+            errors (for example a mode that early training iterations missed).
+        dof: number of estimates minus one.
+        Q: the χ² survival probability.
+        used: how many pieces (besides the final estimate) entered.
+    """
+
+    def __init__(self, mean: float, sdev: float, chi2: float, dof: int, used: int):
+        self.mean, self.sdev, self.chi2, self.dof, self.used = mean, sdev, chi2, dof, used
+        self.Q = chi2_q(chi2, dof)
+
+
+def combine_pieces(final: Piece, pieces: Sequence[Piece], q_min: float = 1e-3) -> Combined:
+    """Combine the final estimate with earlier unbiased pieces (training iterations).
+
+    The weights ``1 / planned_var`` were fixed before each draw, so the combination is
+    unbiased. When the pieces and the final estimate are inconsistent (``Q < q_min``), the
+    pieces are dropped with a warning: the final estimate alone is returned.
+    """
+    parts = [p for p in (*pieces, final) if p.planned_var > 0 and math.isfinite(p.planned_var)
+             and p.sdev >= 0 and math.isfinite(p.sdev)]
+    if final not in parts:
+        parts = [final]
+    scale = max(abs(p.mean) for p in parts) or max(p.sdev for p in parts) or 1.0
+    inv = [1.0 / p.planned_var for p in parts] if len(parts) > 1 else [1.0]
+    total = sum(inv)
+    lam = [x / total for x in inv]
+    mean = sum(w * p.mean / scale for w, p in zip(lam, parts, strict=True))
+    var = sum(w * w * (p.sdev / scale) ** 2 for w, p in zip(lam, parts, strict=True))
+    # the test statistic is taken about the inverse-variance mean of the estimates' own
+    # variances (the estimate itself keeps the weights fixed in advance)
+    tested = [p for p in parts if p.sdev > 0]
+    chi2 = 0.0
+    if len(tested) > 1:
+        iv = [(scale / p.sdev) ** 2 for p in tested]
+        centre = sum(w * p.mean / scale for w, p in zip(iv, tested, strict=True)) / sum(iv)
+        chi2 = sum(w * (p.mean / scale - centre) ** 2 for w, p in zip(iv, tested, strict=True))
+    dof = max(len(tested) - 1, 0)
+    if dof > 0 and chi2_q(chi2, dof) < q_min:
+        warnings.warn(f"the training iterations disagree with the final estimate (chi2/dof "
+                      f"{chi2 / dof:.3g}); they are left out of the result", RuntimeWarning,
+                      stacklevel=4)
+        return Combined(final.mean, final.sdev, chi2, dof, 0)
+    return Combined(mean * scale, math.sqrt(var) * scale, chi2, dof, len(parts) - 1)
+
+
+def scrambled_sobol(n: int, dim: int, gen: torch.Generator, dtype: torch.dtype,
+                    device: torch.device) -> Tensor:
+    """``n`` points of a freshly scrambled Sobol sequence (one independent randomization)."""
+    if dim > 21201:
+        return torch.rand(n, dim, generator=gen, dtype=dtype, device=device)
+    from scipy.stats import qmc
+
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # balance warning for n not a power of two
+        pts = qmc.Sobol(dim, scramble=True, seed=seed).random(n)
+    return torch.as_tensor(pts, dtype=dtype, device=device)

@@ -1,0 +1,451 @@
+"""The Policy: every decision about what the rest of the budget buys.
+
+Candidates for the final estimate are *samplers* pushed quasi-random points through: the
+identity (plain randomized QMC), a per-axis grid adapted to the exploration points (what VEGAS
+learns), and the flow as trained so far. Each is *measured* in the run: ``k`` scrambled-Sobol
+randomizations at two sizes ``n`` and ``4n`` give the variance of one randomization's mean,
+``v(n) = v(n1) (n / n1)^-a``, and so the error a final estimate of ``N`` calls would reach.
+Training is the remaining candidate: its per-sample relative standard deviation ``ρ`` falls
+at a measured rate ``r`` per call, and a flow's quasi-random gain ``G = var_point / (n v(n))``
+is measured like the others. After each training iteration the policy predicts
+
+- the final variance of stopping now: ``(ρ I)² / (G N)``, ``N`` the calls left (fixed budget)
+  or the calls the error target needs, and
+- the marginal value of one more iteration of ``b`` calls: it lowers ``ρ²`` by ``2 r b`` and,
+  with ``reuse``, its own points enter the estimate,
+
+and trains on while ``2 r G N + ω > G c_train / c_final`` (``ω = 1`` with reuse; the cost
+ratio is that of seconds per call with an error target or a time limit, else 1) and while
+training can still beat the best static candidate. Every choice is a function of the
+:class:`~flowint.run.state.RunState` alone, so a resumed run makes the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from ..result import IterationRecord
+from .estimator import MIN_RANDOMIZATIONS
+from .state import Measurement, RunState
+
+__all__ = ["Action", "Model", "Policy"]
+
+EXPLORE_RANDOMIZATIONS = 8  # per size
+EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
+_RATE_RANGE = (1.0, 2.5)    # convergence exponent of the variance of a randomization's mean
+_MAX_EXTRAPOLATED_GAIN = 100.0
+
+
+class Action(NamedTuple):
+    """What the integrator does next.
+
+    Attributes:
+        kind: ``"measure"`` (randomizations of a candidate), ``"train"`` (one training
+            iteration) or ``"final"`` (the final estimate).
+        candidate: ``"identity"``, ``"grid"`` or ``"flow"``.
+        n: points per randomization (per iteration for ``"train"``).
+        k: randomizations (most randomizations for ``"final"``).
+        planned_var: predicted variance of the final estimate (its combination weight).
+    """
+
+    kind: str
+    candidate: str = "flow"
+    n: int = 0
+    k: int = 0
+    planned_var: float = math.inf
+
+
+class Model(NamedTuple):
+    """``v(n) = v1 (n / n1)^-a``: the variance of one randomization's mean at size ``n``,
+    relative to ``mean²`` (as are ``var_point`` and every variance the policy compares)."""
+
+    n1: int
+    v1: float
+    a: float
+    var_point: float
+    mean: float
+
+    def var(self, calls: float, k: int = MIN_RANDOMIZATIONS) -> float:
+        """Variance of a final estimate of ``calls`` in ``k`` randomizations."""
+        n = max(calls / k, 1.0)
+        return self.v1 * (n / self.n1) ** (-self.a) / k
+
+    def calls_for(self, goal_var: float, k: int = MIN_RANDOMIZATIONS) -> float:
+        """Calls a final estimate needs to reach the variance ``goal_var``."""
+        if self.v1 <= 0:
+            return float(k)
+        n = self.n1 * (self.v1 / (k * goal_var)) ** (1.0 / self.a)
+        return max(n, 1.0) * k
+
+    def gain(self, n: float) -> float:
+        """Quasi-random variance gain over i.i.d. points at randomizations of ``n``."""
+        g1 = self.var_point / (self.n1 * self.v1) if self.v1 > 0 else _MAX_EXTRAPOLATED_GAIN
+        g = g1 * (max(n, 1.0) / self.n1) ** (self.a - 1.0)
+        return min(max(g, 1.0), _MAX_EXTRAPOLATED_GAIN * max(g1, 1.0))
+
+
+def model(measures: list[Any]) -> Model:
+    """Fit :class:`Model` to a candidate's measurements: the exponent ``a`` is the least-squares
+    slope of ``log v`` against ``log n`` over the sizes measured (clipped to [1, 2.5]; 1 with
+    one size), and the line is anchored at the largest size."""
+    ms = [Measurement(*m) for m in measures]
+    last = ms[-1]
+    tiny = 1e-30
+    xs = [math.log(m.n) for m in ms]
+    ys = [math.log(max(m.var_mean, tiny)) for m in ms]
+    a = 1.0
+    if len(ms) > 1 and max(xs) > min(xs):
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        a = -sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) * (x - mx) for x in xs)
+    a = min(max(a, _RATE_RANGE[0]), _RATE_RANGE[1])
+    v_last = math.exp(sum(y + a * x for x, y in zip(xs, ys, strict=True)) / len(xs)
+                      - a * math.log(last.n))
+    return Model(last.n, v_last, a, max(last.var_point, 0.0), last.mean)
+
+
+class Policy:
+    """Budget decisions for one integrator (see the module doc).
+
+    Arguments:
+        dim: dimension.
+        settings: the integrator's :class:`~flowint.run.settings.Settings`.
+    """
+
+    def __init__(self, dim: int, settings: Any):
+        self.dim = dim
+        self.settings = settings
+
+    # ---------------------------------------------------------------- sizes
+    def batch_size(self, budget: int | None = None) -> int:
+        """Points per training iteration: the setting, else grows with ``dim``, capped by the
+        budget (at least 30 iterations)."""
+        if self.settings.batch_size is not None:
+            return max(1, int(self.settings.batch_size))
+        n = min(20_000, 2_000 * max(2, self.dim))
+        if budget is not None:
+            n = min(n, max(100, budget // 30))
+        return n
+
+    @staticmethod
+    def explore_size(budget: int, rtol: float | None = None, atol: float | None = None) -> int:
+        """Points per randomization of the smallest exploration size: about ``budget / 6000``,
+        a power of two (each static candidate then takes ``8 · 21 n``, 2.8 % of the budget);
+        with an error target, the budget is only a cap: sized as for ``10⁵`` calls at most."""
+        if rtol is not None or atol is not None:
+            budget = min(budget, 100_000)
+        target = min(max(budget / 6000, 16), 4096)
+        return 2 ** int(math.floor(math.log2(target)))
+
+    def explores(self, budget: int, n_train: int | None) -> bool:
+        """Whether a call measures the static candidates before training."""
+        return bool(self.settings.explore) and bool(self.settings.qmc) and n_train is None \
+            and budget >= 10_000
+
+    # ---------------------------------------------------------------- the next step
+    def goal(self, call: dict[str, Any], state: RunState, rtol: float | None,
+             atol: float | None) -> float | None:
+        """The error target as an absolute standard error (``None``: a fixed budget), with
+        ``|I|`` from the best measurement so far (the trained flow's, else training's, else
+        plain quasi-Monte Carlo's)."""
+        if rtol is None and atol is None:
+            return None
+        measures = call.get("measures", {})
+        train = [r for r in state.history[call.get("history_start", 0):] if r.phase == "train"]
+        integral = 0.0
+        if measures.get("flow"):
+            integral = abs(Measurement(*measures["flow"][-1]).mean)
+        elif train:
+            integral = self.training_trend(train)[1]
+        elif measures.get("identity"):
+            integral = abs(Measurement(*measures["identity"][-1]).mean)
+        return max(self.goal_value(rtol, atol, integral), 1e-300)
+
+    @staticmethod
+    def goal_value(rtol: float | None, atol: float | None, mean: float) -> float:
+        """``max(atol, rtol |mean|)``."""
+        return max(atol or 0.0, (rtol or 0.0) * abs(mean))
+
+    def cost_ratio(self, state: RunState, train: list[IterationRecord]) -> float:
+        """Seconds per training call over seconds per final call, measured so far and rounded
+        to a power of two (frozen in the call record, so a resumed run decides alike)."""
+        calls = max(state.n_evals, 1)
+        c_f = state.spent("f") / calls
+        c_train = c_f + state.spent("train") / max(sum(r.n for r in train), 1)
+        c_final = c_f + state.spent("sample") / calls
+        ratio = c_train / max(c_final, 1e-12)
+        return 2.0 ** round(math.log2(min(max(ratio, 1.0), 2.0**20)))
+
+    def next_action(self, call: dict[str, Any], state: RunState, left: float,
+                    goal: float | None) -> Action:
+        """The next step of a call of :meth:`~flowint.Integrator.__call__`.
+
+        Arguments:
+            call: the call's progress record (measures, choice, budget).
+            state: the run state (history, seconds).
+            left: calls left (time-limited calls included).
+            goal: the error target as an absolute standard error (``None``: fixed budget).
+        """
+        history = state.history
+        measures = call.setdefault("measures", {})
+        n1 = int(call["explore_n"]) if call.get("explore_n") else 0
+        for cand in (("identity", "grid") if n1 else ()):
+            done = measures.get(cand, [])
+            if len(done) < EXPLORE_SIZES and cand not in call.setdefault("explored", []):
+                n = n1 * 4 ** len(done)
+                if done and n * EXPLORE_RANDOMIZATIONS > 0.05 * left:
+                    call["explored"].append(cand)  # too dear for what is left (time limit)
+                    continue
+                return Action("measure", cand, n, EXPLORE_RANDOMIZATIONS)
+        if call.get("choice"):
+            return self.final_action(call, call["choice"], left, goal, history)
+        train = [r for r in history[call["history_start"]:] if r.phase == "train"]
+        if call.get("n_train") is not None:
+            spent = sum(r.n for r in history[call["history_start"]:]
+                        if r.phase in ("train", "warmup"))
+            if spent < call["n_train"]:
+                return Action("train", "flow", min(call["batch"], call["n_train"] - spent))
+            return self.final_action(call, "flow", left, goal, history)
+        timed = goal is not None or call["key"].get("time_limit") is not None
+        if timed and "cost_ratio" not in call and len(train) >= 4:
+            call["cost_ratio"] = self.cost_ratio(state, train)
+        return self._train_or_stop(call, train, left, goal, history)
+
+    def _train_or_stop(self, call: dict[str, Any], train: list[IterationRecord], left: float,
+                       goal: float | None, history: list[IterationRecord]) -> Action:
+        measures = call["measures"]
+        batch = int(call["batch"])
+        statics = {c: model(m) for c, m in measures.items() if c != "flow" and m}
+        best_static = min(statics, key=lambda c: self._final_var(statics[c], left, goal),
+                          default=None)
+        if best_static is not None and not train and self._static_suffices(
+                statics[best_static], left, goal, call["key"]["budget"]):
+            return self._choose(call, best_static, left, goal, history)
+        cap = float(call["train_cap"])
+        spent = sum(r.n for r in train)
+        if spent + batch > cap or left < 2 * batch:
+            return self._choose_best(call, statics, train, left, goal, history)
+        probe = max(4, min(2 * int(self.settings.patience), 6))
+        if len(train) < probe:
+            return Action("train", "flow", batch)
+        flow_m = measures.get("flow", [])
+        rho, mean, rate = self.training_trend(train)
+        if self.settings.qmc and self._stale(call, flow_m, rho):
+            call["flow_rho"] = rho
+            measures["flow"] = []
+            # two sizes, n and 4n, within 5 % of what is left (a time limit shrinks it)
+            n = min(call["explore_n"] or 64, _pow2_floor(left / (40 * EXPLORE_RANDOMIZATIONS)))
+            return Action("measure", "flow", max(n, 16), EXPLORE_RANDOMIZATIONS)
+        if len(flow_m) == 1:
+            return Action("measure", "flow", 4 * int(flow_m[0][0]), EXPLORE_RANDOMIZATIONS)
+        if self._keep_training(call, statics, rho, mean, rate, left, goal, batch, spent):
+            return Action("train", "flow", batch)
+        return self._choose_best(call, statics, train, left, goal, history)
+
+    # ---------------------------------------------------------------- predictions
+    @staticmethod
+    def training_trend(train: list[IterationRecord]) -> tuple[float, float, float]:
+        """``(ρ, |I|, r)`` of recent training: median relative std per sample, median
+        integral, and the rate ``r`` at which ``log ρ`` falls per call (from the medians of
+        the older and newer halves of the last iterations)."""
+        recent = train[-16:]
+        half = len(recent) // 2
+        older, newer = recent[:half], recent[half:]
+        rho = _median([r.rel_std for r in newer])
+        before = _median([r.rel_std for r in older])
+        mean = abs(_median([r.mean for r in newer]))
+        calls = 0.5 * (sum(r.n for r in older) + sum(r.n for r in newer))
+        rate = 0.0
+        if rho > 0 and math.isfinite(rho) and math.isfinite(before) and calls > 0:
+            rate = max(0.0, math.log(before / rho) / calls)
+        return rho, mean, rate
+
+    def _final_var(self, m: Model, left: float, goal: float | None) -> float:
+        """A static candidate's predicted final variance (fixed budget) or, with a goal,
+        the calls it needs (both: smaller is better)."""
+        if goal is not None:
+            return m.calls_for(_rel2(goal, m.mean))
+        return m.var(left)
+
+    @staticmethod
+    def _static_suffices(m: Model, left: float, goal: float | None, budget: float) -> bool:
+        """Whether a static candidate is so good that training is not worth trying: it meets
+        the goal within a tenth of the calls left, or its predicted relative error is below
+        that of i.i.d. points with a per-sample relative std of ``ρ_floor(B) = 0.2 (3·10⁴ /
+        B)^½`` (clipped to [0.005, 0.3]): a rough envelope of what flows reach with ``B``
+        calls in our benchmarks (about 0.17 at 3·10⁴ calls in 3-D, 0.01–0.2 at 10⁶)."""
+        if goal is not None and m.calls_for(_rel2(goal, m.mean)) <= 0.1 * left:
+            return True
+        floor = min(max(0.2 * math.sqrt(3e4 / max(budget, 1.0)), 0.005), 0.3)
+        return m.var(left) < floor ** 2 / max(left, 1.0)
+
+    def _stale(self, call: dict[str, Any], flow_m: list[Any], rho: float) -> bool:
+        """Whether the flow's quasi-random gain must be (re)measured: never measured, or
+        ``ρ`` fell below 60 % of what it was at the last measurement."""
+        if not flow_m:
+            return True
+        if len(flow_m) < 2:
+            return False
+        return rho < 0.6 * float(call.get("flow_rho", rho))
+
+    def _flow_gain(self, call: dict[str, Any], n: float) -> float:
+        flow_m = call["measures"].get("flow", [])
+        if len(flow_m) < 2:
+            return 1.0
+        return model(flow_m).gain(n)
+
+    def _keep_training(self, call: dict[str, Any], statics: dict[str, Model], rho: float,
+                       mean: float, rate: float, left: float, goal: float | None,
+                       batch: int, spent: float = math.inf) -> bool:
+        """The marginal rule of the module doc, and an optimistic look at the static
+        candidates: if even training on at the current rate (for as many calls again as it
+        has spent, at most half of what is left) cannot beat the best of them, stop."""
+        if not (math.isfinite(rho) and rho > 0 and mean > 0):
+            return True
+        omega = 1.0 if self.settings.reuse else 0.0
+        ratio = float(call.get("cost_ratio", 1.0))
+        if goal is not None:
+            need = _sq(rho * mean / goal)
+            gain = self._flow_gain(call, need / MIN_RANDOMIZATIONS)
+            horizon = need / gain
+        else:
+            gain = self._flow_gain(call, left / MIN_RANDOMIZATIONS)
+            horizon = left
+        if 2.0 * rate * gain * horizon + omega <= gain * ratio:
+            return False
+        if statics:
+            half = 0.5 * left
+            rho_end = rho * math.exp(-rate * min(half, spent))
+            flow_var = _sq(rho_end) / (self._flow_gain(call, half / MIN_RANDOMIZATIONS)
+                                                * half)
+            best = min(m.var(left) for m in statics.values())
+            if flow_var > best:
+                return False
+        return True
+
+    # ---------------------------------------------------------------- the choice
+    def _choose_best(self, call: dict[str, Any], statics: dict[str, Model],
+                     train: list[IterationRecord], left: float, goal: float | None,
+                     history: list[IterationRecord]) -> Action:
+        options = {c: self._final_var(m, left, goal) for c, m in statics.items()}
+        if train:
+            rho, mean, _ = self.training_trend(train)
+            if goal is not None:
+                need = _sq(rho * mean / goal)
+                options["flow"] = need / self._flow_gain(call, need / MIN_RANDOMIZATIONS)
+            else:
+                options["flow"] = _sq(rho) / (
+                    self._flow_gain(call, left / MIN_RANDOMIZATIONS) * max(left, 1.0))
+        choice = min(options, key=lambda c: options[c]) if options else "flow"
+        return self._choose(call, choice, left, goal, history)
+
+    def _choose(self, call: dict[str, Any], choice: str, left: float, goal: float | None,
+                history: list[IterationRecord]) -> Action:
+        call["choice"] = choice
+        return self.final_action(call, choice, left, goal, history)
+
+    def final_action(self, call: dict[str, Any], choice: str, left: float,
+                     goal: float | None, history: Any) -> Action:
+        """The final estimate with ``choice``: randomizations of a power-of-two size, at
+        least :data:`MIN_RANDOMIZATIONS` of them, sized to the calls left or to the calls the
+        goal is predicted to need (``history``: the history or the run state)."""
+        if isinstance(history, RunState):
+            history = history.history
+        planned = self.planned_var(call, choice, left, history)
+        if not self.settings.qmc:  # i.i.d. batches; the error from the pooled variance
+            n = max(1, min(self.batch_size(int(left)), int(left)))
+            return Action("final", choice, n, max(int(left // n), 1), planned)
+        calls = left
+        if goal is not None:
+            need = self.calls_needed(call, choice, goal, history)
+            if need is not None:
+                calls = min(left, need)
+        n = max(calls / MIN_RANDOMIZATIONS, 2.0)
+        if left >= 2 * MIN_RANDOMIZATIONS:
+            n = min(n, left / MIN_RANDOMIZATIONS)
+        size = 2 ** max(1, int(math.floor(math.log2(n))))
+        if goal is None:
+            size = min(size, max(2, 2 ** int(math.floor(math.log2(max(left / 32, 2))))))
+        return Action("final", choice, size, max(int(left // size), 1), planned)
+
+    def calls_needed(self, call: dict[str, Any], choice: str, goal: float,
+                     history: list[IterationRecord]) -> float | None:
+        """Calls the goal needs with ``choice``, from its measurements (or training)."""
+        ms = call.get("measures", {}).get(choice, [])
+        if choice != "flow" and ms:
+            m = model(ms)
+            return m.calls_for(_rel2(goal, m.mean))
+        train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
+        if not train:
+            return None
+        rho, mean, _ = self.training_trend(train)
+        need = _sq(rho * mean / goal)
+        if not math.isfinite(need):
+            return None
+        return need / self._flow_gain(call, need / MIN_RANDOMIZATIONS)
+
+    def planned_var(self, call: dict[str, Any], choice: str, left: float,
+                    history: list[IterationRecord]) -> float:
+        """The final estimate's predicted variance, fixed before its draw (its weight in the
+        combination with training iterations)."""
+        ms = call.get("measures", {}).get(choice, [])
+        if choice != "flow" and ms:
+            return model(ms).var(left)
+        train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
+        if not train or (self.settings.qmc and len(call.get("measures", {}).get("flow", [])) < 2):
+            return math.inf  # no measured quasi-random gain: no weight to fix in advance
+        rho, mean, _ = self.training_trend(train)
+        return _sq(rho) / (self._flow_gain(call, left / MIN_RANDOMIZATIONS)
+                                    * max(left, 1.0))
+
+    # ---------------------------------------------------------------- standalone training
+    def converged(self, train: list[IterationRecord], beta: float) -> bool:
+        """:meth:`~flowint.Integrator.train` with ``early_stop``: ``ρ`` improved by less than
+        2 % over the last ``patience`` iterations (and tempering is over)."""
+        p = int(self.settings.patience)
+        if p == 0 or len(train) < 2 * p or beta < 1.0:
+            return False
+        recent = _median([r.rel_std for r in train[-p:]])
+        before = _median([r.rel_std for r in train[-2 * p:-p]])
+        if not (math.isfinite(recent) and math.isfinite(before)) or recent <= 0:
+            return False
+        return math.log(before / recent) / p < math.log(1.02) / p
+
+
+def next_stage(k: int, mean: float, sdev: float, goal: float | None,
+               next_check: int) -> tuple[bool, int]:
+    """Whether the error target is met after ``k`` randomizations, else when to look again.
+
+    The next look is where the target is predicted to be met (sdev falls as 1/√k), plus 5 %;
+    looking only at a few stages keeps the selection of low error bars small.
+    """
+    if goal is None:
+        return False, 10**12
+    if not math.isfinite(sdev):
+        return False, k + 1
+    if sdev <= goal:
+        return True, next_check
+    if goal <= 0:
+        return False, 10**12
+    return False, max(k + 1, math.ceil(min(1.05 * k * _sq(sdev / goal), 1e12)))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else math.nan
+
+
+def _sq(x: float) -> float:
+    """``x * x`` (inf, not OverflowError, for huge values)."""
+    return x * x
+
+
+def _rel2(goal: float, mean: float) -> float:
+    """``(goal / |mean|)²``: an absolute error target as a relative variance."""
+    return _sq(goal / abs(mean)) if mean != 0 else math.inf
+
+
+def _pow2_floor(x: float) -> int:
+    """The largest power of two not above ``x`` (1 for ``x < 2``)."""
+    return 2 ** max(0, int(math.floor(math.log2(max(x, 1.0)))))

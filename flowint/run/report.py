@@ -1,0 +1,68 @@
+"""The :class:`~flowint.result.Result` of a final estimate, with its diagnostics."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from ..result import IterationRecord, Result
+from ..stats import combine_final, weight_diagnostics
+from .estimator import combine_pieces, qmc_errors
+from .state import Piece
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .driver import CallDriver
+    from .policy import Action
+
+__all__ = ["build_result"]
+
+
+def build_result(driver: CallDriver, call: dict[str, Any], action: Action,
+                 weights: Sequence[Tensor], records: Sequence[IterationRecord], qmc: bool,
+                 pieces: Sequence[Piece]) -> Result:
+    """The result of the final randomizations ``weights``, combined with ``pieces``.
+
+    The final estimate's error comes from the spread of its randomizations (quasi-random) or
+    from the pooled per-point variance (i.i.d.). Training pieces enter only for scalar
+    integrands; χ²/dof and Q then test the pieces and the final estimate against each other.
+    """
+    state = driver.state
+    w_all = torch.cat(list(weights))
+    mean, sdev, chi2, dof, q_value, comps, cov = combine_final(list(records), w_all)
+    if qmc and len(weights) > 1:
+        _, cov_m, sdev = qmc_errors(weights)
+        if w_all.ndim == 2:
+            cov = tuple(tuple(float(c) for c in row) for row in cov_m)
+    n_final = int(w_all.shape[0])
+    reused = 0
+    if pieces and w_all.ndim == 1:
+        final = Piece(n_final, mean, sdev, float(action.planned_var))
+        combined = combine_pieces(final, pieces)
+        if combined.used:
+            mean, sdev = combined.mean, combined.sdev
+            chi2, dof, q_value = combined.chi2, combined.dof, combined.Q
+            reused = sum(p.n for p in pieces)
+    w0 = w_all if w_all.ndim == 1 else w_all[:, 0]
+    diag = weight_diagnostics(w0)
+    if mean == 0.0 and sdev == 0.0:
+        diag["warnings"] = diag["warnings"] + (
+            "the integrand was zero at every sampled point; the result is 0 ± 0",)
+    for msg in diag["warnings"]:
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    start = call.get("start_evals", state.n_evals - n_final)
+    seconds = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
+    return Result(
+        mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=q_value,
+        n_evals=state.n_evals - start, n_evals_final=n_final,
+        rel_std=(sdev * math.sqrt(n_final) / abs(mean) if mean != 0 else diag["rel_std"]),
+        ess=diag["ess"], unweighting_efficiency=diag["unweighting_efficiency"],
+        max_weight_share=diag["max_weight_share"], history=tuple(state.history),
+        wall_time=driver.elapsed(), n_dropped=state.n_dropped, warnings=diag["warnings"],
+        components=comps, covariance=cov, method=action.candidate, seconds=seconds,
+        n_evals_reused=reused,
+    )

@@ -1,0 +1,156 @@
+"""The integrator's settings: one immutable object, one home for every default.
+
+:data:`DEFAULTS` lists every setting with its default; :class:`Settings` holds one validated
+set of them and is never changed during a run (``settings.replace(lr=...)`` makes a new one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from ..losses import LOSSES
+
+__all__ = ["DEFAULTS", "Settings"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Settings of :class:`~flowint.Integrator` (all keyword-only; see :data:`DEFAULTS`).
+
+    Attributes:
+        flow: ``"rqs"`` | ``"pwq"`` | ``"pwl"`` or a :class:`~flowint.flows.Flow` on the cube.
+        flow_options: extra :func:`~flowint.make_flow` arguments; the integrator's own
+            defaults are ``hidden=64``, ``grid=False`` and ``bins=8`` for ``rqs``
+            (``benchmarks/results/ablation_*.md``).
+        loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
+        lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
+        batch_size: points per training iteration (``None``: from ``dim`` and the budget).
+        steps_per_batch: gradient steps per iteration, on minibatches of the buffer.
+        minibatch: points per gradient step, drawn from the buffer (``None``: the whole buffer).
+        lr_final: learning rate at the end of training, as a fraction of ``lr``.
+        clip: gradient-norm clipping (``None`` or 0: off).
+        buffer: evaluated batches kept for re-use (importance-weighted).
+        warmup: VEGAS-style refinements of the flow's per-axis grid before training (only with
+            ``flow_options={"grid": True}``).
+        grid_alpha: damping exponent of grid refinements.
+        train_fraction: most of the budget training may take.
+        patience: training iterations over which the rate of improvement is measured.
+        temper: train on ``|f|^β``, β rising to 1 while the Kish effective sample size of the
+            tempered weights stays above this fraction of the batch's non-zero points;
+            ``None`` or 0: off.
+        train_on: vector integrands: ``"norm"`` or a component index.
+        explore: let the policy measure plain RQMC and a per-axis grid before training and
+            choose what the budget buys (``False``: always train, then sample the flow).
+        reuse: let the training iterations enter the estimate (weights fixed before each
+            iteration's draw; see :mod:`flowint.run.estimator`).
+        dtype: training dtype of the flow.
+        estimate_dtype: dtype of the frozen flow in the final estimate.
+        qmc: final estimate from independently scrambled Sobol base points.
+        device: torch device (default CPU).
+        seed: int or generator; the only source of randomness.
+        max_batch: most points per call of ``f``.
+        nan_policy: ``"raise"`` | ``"drop"`` non-finite values of ``f``.
+        backend: ``"torch"`` | ``"numpy"`` | ``None`` (detect).
+        vectorized: ``False``: ``f`` takes one point and returns a number.
+        executor: ``concurrent.futures``-like executor for evaluating ``f``, or a factory.
+        progress: tqdm bar: ``None`` = only when stderr is a terminal.
+        checkpoint: file to checkpoint to and resume from (see :mod:`flowint.checkpoint`).
+        checkpoint_every: iterations between automatic checkpoints.
+    """
+
+    flow: Any = "rqs"
+    flow_options: dict[str, Any] | None = None
+    loss: str = "variance"
+    lr: float = 6e-3
+    batch_size: int | None = None
+    steps_per_batch: int = 16
+    minibatch: int | None = 1024
+    lr_final: float = 0.1
+    clip: float | None = 10.0
+    buffer: int = 4
+    warmup: int = 0
+    grid_alpha: float = 0.5
+    train_fraction: float = 0.8
+    patience: int = 8
+    temper: float | None = 0.3
+    train_on: Any = "norm"
+    explore: bool = True
+    reuse: bool = True
+    dtype: torch.dtype = torch.float32
+    estimate_dtype: torch.dtype = torch.float64
+    qmc: bool = True
+    device: Any = None
+    seed: Any = None
+    max_batch: int | None = None
+    nan_policy: str = "raise"
+    backend: str | None = None
+    vectorized: bool = True
+    executor: Any = None
+    progress: bool | None = None
+    checkpoint: Any = None
+    checkpoint_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        for key in ("steps_per_batch", "warmup", "patience", "buffer"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not hasattr(value, "__index__") or value < 0:
+                raise ValueError(f"{key} must be an integer >= 0, got {value!r}")
+        if not 0.0 < float(self.train_fraction) < 1.0:
+            raise ValueError("train_fraction must be in (0, 1)")
+        b = self.batch_size
+        if b is not None and (isinstance(b, bool) or not hasattr(b, "__index__") or b < 2):
+            raise ValueError(f"batch_size must be None or an integer >= 2, got {b!r}")
+        t = self.temper
+        if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool)
+                                  and 0.0 <= float(t) < 1.0):
+            raise ValueError(f"temper must be None or a fraction in [0, 1), got {t!r}")
+        on = self.train_on
+        if on != "norm" and (isinstance(on, bool) or not isinstance(on, int) or on < 0):
+            raise ValueError(f"train_on must be 'norm' or a component index >= 0, got {on!r}")
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
+                or not math.isfinite(lr):
+            raise ValueError(f"lr (the learning rate) must be a positive number, got {lr!r}")
+
+    @classmethod
+    def from_kwargs(cls, **settings: Any) -> Settings:
+        """Validated settings from keyword arguments; unknown names raise :class:`TypeError`."""
+        unknown = set(settings) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
+        return cls(**settings)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (validated again)."""
+        return Settings.from_kwargs(**{**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (objects such as a Flow or an executor included)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __getitem__(self, key: str) -> Any:
+        """Read access as in a mapping: ``settings["lr"]``."""
+        if key not in DEFAULTS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def plain(self) -> dict[str, Any]:
+        """The settings a checkpoint stores: plain data only (no Flow, executor or seed)."""
+        out = {k: v for k, v in self.as_dict().items() if k not in ("executor", "flow", "seed")}
+        for key in ("dtype", "estimate_dtype"):
+            out[key] = str(out[key]).removeprefix("torch.")
+        out["device"] = None
+        out["checkpoint"] = None if out["checkpoint"] is None else str(out["checkpoint"])
+        return out
+
+
+#: Every setting of :class:`~flowint.Integrator` with its default (read-only).
+DEFAULTS: MappingProxyType = MappingProxyType(
+    {f.name: f.default for f in dataclasses.fields(Settings)})

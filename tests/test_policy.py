@@ -1,0 +1,164 @@
+"""The policy: what the budget buys (plain RQMC, a per-axis grid, the flow, more training)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+import flowint
+import integrands
+from flowint.result import IterationRecord
+from flowint.run.estimator import combine_pieces
+from flowint.run.policy import Model, Policy, model
+from flowint.run.settings import Settings
+from flowint.run.state import Measurement, Piece
+
+FAST = {"batch_size": 2000, "steps_per_batch": 4, "minibatch": 512, "progress": False}
+
+
+class Counted:
+    """An integrand that counts its calls."""
+
+    def __init__(self, f):
+        self.f, self.calls = f, 0
+
+    def __call__(self, x):
+        self.calls += x.shape[0]
+        return self.f(x)
+
+
+def test_smooth_integrand_is_not_trained():
+    """The 18-D polynomial is additive: scrambled Sobol points integrate it almost exactly,
+    and no trained flow comes near, so the whole budget goes to plain RQMC."""
+    f = integrands.get("polynomial:dim=18")
+    g = Counted(f)
+    r = flowint.integrate(g, 18, budget=100_000, seed=0, progress=False)
+    assert r.method == "identity"
+    assert not any(h.phase == "train" for h in r.history)
+    assert g.calls == r.n_evals == sum(h.n for h in r.history) <= 100_000
+    assert r.rel_error < 1e-6
+    assert abs(r.pull(f.exact)) < 5
+
+
+def test_peaked_integrand_trains_and_reuses_its_training():
+    """On the 8-D camel plain RQMC and a per-axis grid are measured, lose, and the flow is
+    trained; its late training iterations enter the estimate."""
+    f = integrands.get("camel:dim=8")
+    g = Counted(f)
+    r = flowint.integrate(g, 8, budget=100_000, seed=0, **FAST)
+    phases = [h.phase for h in r.history]
+    assert phases[:6] == ["identity"] * 3 + ["grid"] * 3
+    assert "train" in phases and phases[-1] == "final" and r.method == "flow"
+    assert g.calls == r.n_evals == sum(h.n for h in r.history) <= 100_000
+    assert r.n_evals_reused > 0
+    assert abs(r.pull(f.exact)) < 5
+    assert set(r.seconds) == {"f", "train", "sample"} and r.seconds["train"] > 0
+
+
+def test_same_seed_same_result():
+    f = integrands.get("camel:dim=4")
+    a = flowint.integrate(f, 4, budget=40_000, seed=3, **FAST)
+    b = flowint.integrate(f, 4, budget=40_000, seed=3, **FAST)
+    assert (a.mean, a.sdev, a.method, a.n_evals) == (b.mean, b.sdev, b.method, b.n_evals)
+
+
+def test_explore_off_always_trains():
+    f = integrands.get("polynomial:dim=4")
+    r = flowint.integrate(f, 4, budget=40_000, seed=0, explore=False, **FAST)
+    assert r.method == "flow"
+    assert {h.phase for h in r.history} <= {"train", "flow", "final"}
+
+
+def test_time_limit_is_kept():
+    f = integrands.get("camel:dim=8")
+    r = flowint.integrate(f, 8, budget=10**8, time_limit=2.0, seed=0, **FAST)
+    assert r.wall_time < 5.0  # checked between iterations: one may run over
+    assert r.n_evals < 10**8 and math.isfinite(r.mean) and r.sdev > 0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, True, "1"])
+def test_bad_time_limit_is_refused(bad):
+    with pytest.raises(ValueError, match="time_limit"):
+        flowint.integrate(lambda x: x[:, 0], 2, budget=20_000, time_limit=bad)
+
+
+def test_model_recovers_the_convergence_rate():
+    """Randomization means whose variance falls as n^-2 (smooth integrand) give a = 2, and
+    the predicted calls reproduce the predicted variance."""
+    ms = [list(Measurement(64, 8, 1.0, 64.0**-2, 0.5)), list(Measurement(256, 8, 1.0,
+                                                                          256.0**-2, 0.5))]
+    m = model(ms)
+    assert m.a == pytest.approx(2.0)
+    assert m.var(32 * 1024) == pytest.approx(1024.0**-2 / 32)
+    assert m.calls_for(m.var(32 * 1024)) == pytest.approx(32 * 1024)
+    assert m.gain(256) == pytest.approx(0.5 / (256 * 256.0**-2))
+    # the exponent is clipped: a variance that rises with n is read as no gain (a = 1)
+    flat = model([list(Measurement(64, 8, 1.0, 1e-3, 0.5)),
+                  list(Measurement(256, 8, 1.0, 2e-3, 0.5))])
+    assert flat.a == 1.0
+
+
+def _records(rhos: list[float], n: int = 1000) -> list[IterationRecord]:
+    return [IterationRecord("train", n, 1.0, rho / math.sqrt(n), rho) for rho in rhos]
+
+
+def test_training_goes_on_while_it_improves_and_stops_when_it_does_not():
+    policy = Policy(4, Settings(reuse=False))
+    call = {"measures": {}, "key": {"budget": 10**6}}
+    improving = _records([0.4] * 8 + [0.2] * 8)
+    flat = _records([0.2] * 16)
+    for train, expected in ((improving, True), (flat, False)):
+        rho, mean, rate = policy.training_trend(train)
+        keep = policy._keep_training(call, {}, rho, mean, rate, 5e5, None, 1000)
+        assert keep is expected
+
+
+def test_training_stops_when_a_static_candidate_cannot_be_caught():
+    """Even at its current rate for half of what is left, training would not beat a static
+    candidate predicted a thousandfold better: stop."""
+    policy = Policy(4, Settings())
+    call = {"measures": {}, "key": {"budget": 10**6}}
+    train = _records([0.4] * 8 + [0.3] * 8)
+    rho, mean, rate = policy.training_trend(train)
+    assert policy._keep_training(call, {}, rho, mean, rate, 5e5, None, 1000)
+    static = Model(1024, 1e-14, 2.0, 1.0, 1.0)
+    assert not policy._keep_training(call, {"identity": static}, rho, mean, rate, 5e5, None,
+                                     1000)
+
+
+def test_pieces_are_weighted_by_their_planned_variance():
+    final = Piece(1000, 1.0, 1e-2, 1e-4)
+    early = Piece(1000, 1.3, 1e-1, 1e-2)
+    c = combine_pieces(final, [early])
+    lam = (1 / 1e-2) / (1 / 1e-2 + 1 / 1e-4)
+    assert c.mean == pytest.approx(lam * 1.3 + (1 - lam) * 1.0)
+    assert c.sdev == pytest.approx(math.sqrt(lam**2 * 1e-2 + (1 - lam) ** 2 * 1e-4))
+    assert c.used == 1 and c.dof == 1
+
+
+def test_inconsistent_pieces_are_dropped_with_a_warning():
+    """A training iteration that missed a mode (mean half the truth, tiny variance) fails the
+    χ² test against the final estimate and is left out."""
+    final = Piece(1000, 1.0, 1e-3, 1e-6)
+    missed = Piece(1000, 0.5, 1e-3, 1e-6)
+    with pytest.warns(RuntimeWarning, match="disagree"):
+        c = combine_pieces(final, [missed])
+    assert c.used == 0 and c.mean == 1.0 and c.Q < 1e-3
+
+
+def test_reused_training_is_unbiased_over_seeds():
+    """Pulls of runs that reuse training iterations, over seeds, have mean 0 within 5σ."""
+    f = integrands.get("gaussian:dim=4")
+    pulls = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for seed in range(12):
+            r = flowint.integrate(f, 4, budget=30_000, seed=seed, explore=False, **FAST)
+            assert r.n_evals_reused > 0
+            pulls.append(r.pull(f.exact))
+    t = torch.tensor(pulls)
+    assert abs(float(t.mean())) < 5 / math.sqrt(len(pulls))
+    assert float(t.abs().max()) < 5
