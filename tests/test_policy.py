@@ -92,8 +92,8 @@ def test_model_recovers_the_convergence_rate():
                                                                           256.0**-2, 0.5))]
     m = model(ms)
     assert m.a == pytest.approx(2.0)
-    assert m.var(32 * 1024) == pytest.approx(1024.0**-2 / 32)
-    assert m.calls_for(m.var(32 * 1024)) == pytest.approx(32 * 1024)
+    assert m.var(32 * 1024, k=32) == pytest.approx(1024.0**-2 / 32)
+    assert m.calls_for(m.var(32 * 1024, k=32), k=32) == pytest.approx(32 * 1024)
     assert m.gain(256) == pytest.approx(0.5 / (256 * 256.0**-2))
     # the exponent is clipped: a variance that rises with n is read as no gain (a = 1)
     flat = model([list(Measurement(64, 8, 1.0, 1e-3, 0.5)),

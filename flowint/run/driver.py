@@ -197,7 +197,7 @@ class CallDriver:
         if time_limit is not None and spent > 0:
             elapsed = time.perf_counter() - self.t_start
             in_time = max(time_limit - elapsed, 0.0) * spent / max(elapsed, 1e-9)
-            # a final estimate needs some points: at least 32 randomizations of 64
+            # a final estimate needs some points: at least 16 randomizations of 64
             left = min(left, max(in_time, 64.0 * MIN_RANDOMIZATIONS))
         return max(left, 0.0)
 
