@@ -204,10 +204,13 @@ def _integrate(args: argparse.Namespace) -> int:
         print(f"result        {result}   (rel. error {result.rel_error:.2g})")
     if exact is not None:
         print(f"exact         {exact:.12g}   pull {result.pull(exact):+.2f} σ")
-    print(f"rel. std      {result.rel_std:.4g} per sample   chi2/dof {result.chi2_dof:.2f}"
-          f"   Q {result.Q:.2f}")
-    print(f"evaluations   {result.n_evals} ({result.n_evals_train} training, "
-          f"{result.n_evals_final} final)   time {result.wall_time:.1f} s")
+    check = (f"chi2/dof {result.chi2_dof:.2f}   Q {result.Q:.2f} (training vs final)"
+             if result.n_evals_reused else "")
+    print(f"rel. std      {result.rel_std:.4g} per sample   {check}".rstrip())
+    print(f"sampler       {result.method}   ({result.n_evals_reused} training calls reused)")
+    secs = "  ".join(f"{k} {v:.2g}" for k, v in result.seconds.items())
+    print(f"evaluations   {result.n_evals} ({result.n_evals_train} exploring/training, "
+          f"{result.n_evals_final} final)   time {result.wall_time:.1f} s ({secs})")
     for i, (m, row) in enumerate(zip(result.components, result.covariance, strict=True)):
         print(f"component {i}   {flowint.result.format_uncertainty(m, math.sqrt(row[i]))}")
     if samples is not None:
@@ -238,6 +241,9 @@ def _result_dict(result: Any, target: Target, exact: float | None,
         "ess": result.ess,
         "unweighting_efficiency": result.unweighting_efficiency,
         "wall_time": result.wall_time,
+        "method": result.method,
+        "n_evals_reused": result.n_evals_reused,
+        "seconds": dict(result.seconds),
         "components": list(result.components),
         "covariance": [list(r) for r in result.covariance],
         "seed": args.seed,
