@@ -17,6 +17,13 @@ Conventions:
   wrapping the integrand, not taken from the method's own bookkeeping.
 - ``wall_time`` covers training and the estimate, not the diagnostics passes (the extra
   draws used for vegas's unweighting efficiency and the weight histograms).
+- ``f_time`` is the seconds spent inside the integrand, summed ``perf_counter`` around each
+  call by the counting wrapper (NaN where a runner does not measure it).
+
+The equal-*cost* runners (:data:`COST_RUNNERS`, used by ``equal_cost.py`` and
+``cost_figures.py``) take one total budget instead, ``run(f, budget, seed) -> Record``, and run
+each method with its own usual recipe: flowint's ``integrate(budget=...)``, vegas's 5 + 5
+iterations, 16 scrambled Sobol sets, MadNIS's 10/11 training split.
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ import numpy as np
 
 __all__ = [
     "RESULTS_DIR",
+    "COST_RUNNERS",
     "Counter",
     "Record",
+    "TorchCounter",
     "environment",
     "header",
     "markdown_table",
@@ -47,7 +56,12 @@ __all__ = [
     "load_rows",
     "save_rows_comment",
     "run_flowint",
+    "run_flowint_budget",
     "run_madnis",
+    "run_madnis_budget",
+    "run_rqmc",
+    "run_vegas_recipe",
+    "run_vegas_to",
     "run_plain_mc",
     "run_qmc_quad",
     "run_vegas",
@@ -79,6 +93,9 @@ class Record:
         n_final: calls in the final estimate.
         seed: the seed of the run.
         note: free text.
+        f_time: seconds spent inside the integrand (NaN if not measured).
+        seconds: the method's own breakdown of its time, when it reports one (flowint's
+            ``Result.seconds``, e.g. ``{"f": .., "train": .., "sample": ..}``), else ``None``.
     """
 
     method: str
@@ -95,6 +112,8 @@ class Record:
     n_final: int = 0
     seed: int | None = None
     note: str = ""
+    f_time: float = math.nan
+    seconds: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,16 +126,38 @@ class Record:
 
 
 class Counter:
-    """Wraps a numpy batch integrand ``(n, d) -> (n,)`` and counts its calls."""
+    """Wraps a numpy batch integrand ``(n, d) -> (n,)``; counts its calls (``n``) and the
+    seconds spent inside it (``seconds``)."""
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
         self.fn = fn
         self.n = 0
+        self.seconds = 0.0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         self.n += x.shape[0]
-        return np.asarray(self.fn(x), dtype=np.float64)
+        t0 = time.perf_counter()
+        y = self.fn(x)
+        self.seconds += time.perf_counter() - t0
+        return np.asarray(y, dtype=np.float64)
+
+
+class TorchCounter:
+    """Wraps a torch batch integrand (torch in, torch out, so flowint keeps its torch path);
+    counts its calls (``n``) and the seconds spent inside it (``seconds``)."""
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+        self.n = 0
+        self.seconds = 0.0
+
+    def __call__(self, x: Any) -> Any:
+        self.n += int(x.shape[0])
+        t0 = time.perf_counter()
+        y = self.fn(x)
+        self.seconds += time.perf_counter() - t0
+        return y
 
 
 def _case(f: Any) -> str:
@@ -312,10 +353,15 @@ def run_madnis(f: Any, n_train: int, n_final: int, seed: int, *,
     import torch
 
     count = [0]
+    f_time = [0.0]
 
     def g(x):
         count[0] += int(x.shape[0])
-        return f(x.to(torch.float64)).to(x.dtype)
+        x64 = x.to(torch.float64)
+        t = time.perf_counter()
+        y = f(x64)
+        f_time[0] += time.perf_counter() - t
+        return y.to(x.dtype)
 
     t0 = time.perf_counter()
     try:
@@ -332,6 +378,7 @@ def run_madnis(f: Any, n_train: int, n_final: int, seed: int, *,
     rec.wall_time = time.perf_counter() - t0
     rec.mean, rec.sdev = mean, sdev
     rec.n_evals, rec.n_final = count[0], count[0] - n_before
+    rec.f_time = f_time[0]
     rec.rel_std = sdev * math.sqrt(max(rec.n_final, 1)) / abs(rec.exact)
     rec.pull = _pull(mean, sdev, rec.exact)
     return rec
@@ -343,6 +390,194 @@ RUNNERS: dict[str, Callable[..., Record]] = {
     "madnis": run_madnis,
     "plain-mc": run_plain_mc,
     "qmc_quad": run_qmc_quad,
+}
+
+
+# ---------------------------------------------------------------------------- equal-cost runners
+# One total budget per run; every method follows its own usual recipe. Each counts every call
+# and the seconds spent inside the integrand with a wrapper.
+
+
+def _seconds_dict(obj: Any) -> dict[str, float] | None:
+    """A method's timing breakdown as ``{name: seconds}`` (``None`` if absent or unreadable)."""
+    if obj is None:
+        return None
+    try:
+        items = dict(obj).items() if not hasattr(obj, "__dataclass_fields__") else (
+            asdict(obj).items())
+        return {str(k): float(v) for k, v in items}
+    except Exception:
+        try:
+            return {str(k): float(v) for k, v in vars(obj).items()}
+        except Exception:
+            return None
+
+
+def run_flowint_budget(f: Any, budget: int, seed: int, *, rtol: float | None = None,
+                       **settings: Any) -> Record:
+    """``flowint.integrate(f, d, budget=budget, rtol=rtol, seed=seed)`` with the defaults: all
+    the calls of the run (training included) are counted, and timed, by a torch-in/torch-out
+    wrapper. ``Result.seconds`` is kept in ``Record.seconds`` when the result has it. A failure
+    (flowint's import included) gives a record whose status says so."""
+    rec = Record("flowint", _case(f), exact=float(f.exact), seed=seed)
+    g = TorchCounter(f)
+    settings.setdefault("progress", False)
+    t0 = time.perf_counter()
+    try:
+        import flowint
+
+        res = flowint.integrate(g, f.dim, budget=int(budget), rtol=rtol, seed=seed, **settings)
+    except Exception as exc:  # a failure is a result too: record it, go on
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        rec.n_evals, rec.f_time = g.n, g.seconds
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = float(res.mean), float(res.sdev)
+    rec.rel_std = float(getattr(res, "rel_std", math.nan))
+    rec.unweighting_efficiency = float(getattr(res, "unweighting_efficiency", math.nan))
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    rec.n_evals, rec.f_time = g.n, g.seconds
+    rec.n_final = int(getattr(res, "n_evals_final", 0))
+    rec.seconds = _seconds_dict(getattr(res, "seconds", None))
+    notes = []
+    if getattr(res, "method", None):
+        notes.append(f"sampler {res.method}")
+    if int(getattr(res, "n_evals", g.n)) != g.n:
+        notes.append(f"Result.n_evals {int(res.n_evals):,} vs {g.n:,} counted")
+    warns = tuple(getattr(res, "warnings", ()) or ())
+    if warns:
+        notes.append(f"{len(warns)} warning(s): {warns[0]}")
+    rec.note = "; ".join(notes)[:120]
+    return rec
+
+
+def run_vegas_recipe(f: Any, budget: int, seed: int, *, nitn: int = 5) -> Record:
+    """vegas's usual recipe: ``nitn`` iterations of ``budget/(2·nitn)`` calls to adapt the grid
+    (discarded), then ``nitn`` more of the same size, averaged by vegas (which keeps adapting).
+    Integrand ``f.numpy`` through ``vegas.lbatchintegrand``; the calls vegas actually made are
+    counted. ``rel_std`` is the effective ``sdev·√n_final/|I|``; the note gives vegas's Q."""
+    import vegas
+
+    rec = Record("vegas", _case(f), exact=float(f.exact), seed=seed)
+    count = Counter(f.numpy)
+    F = vegas.lbatchintegrand(count)
+    neval = max(1, int(budget) // (2 * nitn))
+    t0 = time.perf_counter()
+    try:
+        integ = _vegas_integrator(f.dim, seed)
+        integ(F, nitn=nitn, neval=neval)  # adaptation, discarded
+        n_before = count.n
+        res = integ(F, nitn=nitn, neval=neval)
+    except Exception as exc:
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = float(res.mean), float(res.sdev)
+    rec.n_evals, rec.n_final, rec.f_time = count.n, count.n - n_before, count.seconds
+    rec.rel_std = rec.sdev * math.sqrt(rec.n_final) / abs(rec.exact)
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    rec.note = f"Q = {float(res.Q):.3g}"
+    return rec
+
+
+def run_vegas_to(f: Any, rtol: float, cap: int, seed: int, *, neval: int = 100_000,
+                 n_adapt: int = 5) -> Record:
+    """vegas until ``sdev/|mean| < rtol``: ``n_adapt`` iterations of ``neval`` calls to adapt
+    (discarded), then iterations of ``neval`` (still adapting), combined by inverse-variance
+    weights, until the target or ``cap`` calls in all. The note says which ended the run."""
+    import vegas
+
+    rec = Record("vegas", _case(f), exact=float(f.exact), seed=seed)
+    count = Counter(f.numpy)
+    F = vegas.lbatchintegrand(count)
+    t0 = time.perf_counter()
+    sw = swm = 0.0
+    mean = sdev = math.nan
+    reached = False
+    try:
+        integ = _vegas_integrator(f.dim, seed)
+        integ(F, nitn=n_adapt, neval=neval)
+        n_before = count.n
+        while count.n < cap:
+            r = integ(F, nitn=1, neval=neval)
+            s = float(r.sdev)
+            if s > 0 and math.isfinite(s):
+                sw += 1.0 / s**2
+                swm += float(r.mean) / s**2
+                mean, sdev = swm / sw, 1.0 / math.sqrt(sw)
+            elif s == 0 and math.isnan(mean):
+                mean, sdev = float(r.mean), 0.0
+            if mean != 0 and math.isfinite(mean) and sdev / abs(mean) < rtol:
+                reached = True
+                break
+    except Exception as exc:
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    rec.mean, rec.sdev = mean, sdev
+    rec.n_evals, rec.n_final, rec.f_time = count.n, count.n - n_before, count.seconds
+    rec.rel_std = sdev * math.sqrt(max(rec.n_final, 1)) / abs(rec.exact)
+    rec.pull = _pull(mean, sdev, rec.exact)
+    rec.note = f"rtol {rtol:g} reached" if reached else f"cap of {cap:,} calls reached"
+    return rec
+
+
+def run_rqmc(f: Any, budget: int, seed: int, *, n_rand: int = 16) -> Record:
+    """Plain randomised QMC, no adaptation: ``n_rand`` independently scrambled Sobol sets
+    (``scipy.stats.qmc.Sobol(d, scramble=True)``) of ``2^m`` points, the largest ``m`` with
+    ``n_rand·2^m ≤ budget``; the estimate is the mean of the ``n_rand`` means and its error
+    their standard deviation over ``√n_rand``. ``rel_std`` is the effective
+    ``sdev·√N/|I|``."""
+    from scipy.stats import qmc
+
+    rec = Record("rqmc", _case(f), exact=float(f.exact), seed=seed)
+    if budget < n_rand:
+        rec.status = f"error: budget {budget} < {n_rand} randomizations"
+        return rec
+    m = int(math.floor(math.log2(budget / n_rand)))
+    while n_rand * 2 ** (m + 1) <= budget:  # guard against rounding in log2
+        m += 1
+    while m > 0 and n_rand * 2**m > budget:
+        m -= 1
+    n = 2**m
+    chunk = min(n, 2**16)  # powers of two keep Sobol's balance properties
+    count = Counter(f.numpy)
+    rng = np.random.default_rng(seed)
+    means = []
+    t0 = time.perf_counter()
+    try:
+        for _ in range(n_rand):
+            engine = qmc.Sobol(f.dim, scramble=True, seed=rng)
+            total = 0.0
+            for _ in range(n // chunk):
+                total += float(count(engine.random(chunk)).sum())
+            means.append(total / n)
+    except Exception as exc:
+        rec.status = f"error: {type(exc).__name__}: {exc}"[:200]
+        return rec
+    rec.wall_time = time.perf_counter() - t0
+    arr = np.asarray(means)
+    rec.mean = float(arr.mean())
+    rec.sdev = float(arr.std(ddof=1) / math.sqrt(n_rand))
+    rec.n_evals = rec.n_final = count.n
+    rec.f_time = count.seconds
+    rec.rel_std = rec.sdev * math.sqrt(count.n) / abs(rec.exact)
+    rec.pull = _pull(rec.mean, rec.sdev, rec.exact)
+    rec.note = f"{n_rand} × 2^{m} Sobol points"
+    return rec
+
+
+def run_madnis_budget(f: Any, budget: int, seed: int) -> Record:
+    """MadNIS with its defaults (batches of 1024), ``10/11·budget`` training calls and
+    ``budget/11`` fresh calls for the estimate (its 1000 steps × 1024 at 1.1·10⁶)."""
+    return run_madnis(f, 10 * int(budget) // 11, max(1, int(budget) // 11), seed)
+
+
+COST_RUNNERS: dict[str, Callable[..., Record]] = {
+    "flowint": run_flowint_budget,
+    "vegas": run_vegas_recipe,
+    "rqmc": run_rqmc,
+    "madnis": run_madnis_budget,
 }
 
 

@@ -154,17 +154,152 @@ def test_pinn_quick_tiny(tmp_path):
     assert "## Targets" in text and (tmp_path / "pinn_points.png").exists()
 
 
-def test_pilot_coverage_tiny(tmp_path):
-    import pilot_coverage
+def test_policy_coverage_quick(tmp_path):
+    import csv
+
+    import policy_coverage
 
     out = tmp_path / "pc.md"
-    pilot_coverage.main(["--quick", "--seeds", "2", "--out", str(out)])
+    cases = [policy_coverage.QUICK_CASES[0][0]]  # one integrand, one seed: < 20 s
+    args = ["--quick", "--seeds", "1", "--cases", *cases, "--out", str(out)]
+    runs = policy_coverage.main(args)
+    groups = list(policy_coverage.GROUPS)
+    assert len(runs) == len(groups) * len(cases)
     text = out.read_text()
+    assert "CPU" in text and "git commit" in text
+    ref = " / ".join(f"{100 * p:.2f}" for p in policy_coverage.REFERENCE.values())
+    assert f"Student's t with {policy_coverage.DOF} degrees of freedom gives {ref} %" in text
+    # one table per group (its integrands, then "all"), then the overall table
+    for group in groups:
+        section = text[text.index(f"## Group `{group}`"):]
+        section = section[:section.index("\n## ", 3)]
+        head, body = _table_lines(section, "case")
+        assert head == policy_coverage.COLUMNS
+        assert [cells[0] for cells in body] == [*cases, "all"]
+        for cells in body:
+            row = dict(zip(head, cells, strict=True))
+            assert row["runs"] == (str(len(cases)) if row["case"] == "all" else "1")
+            for col in ("within 1σ (%)", "within 2σ (%)", "within 3σ (%)"):
+                assert 0 <= _number(row[col]) <= 100
+            assert row["pass"] == "ok" or row["pass"].startswith("FAIL")
+            assert math.isfinite(_number(row["max abs pull"]))
+            assert sum(int(n) for n in row["identity / grid / flow"].split(" / ")) == int(
+                row["runs"])
+    head, body = _table_lines(text[text.index("## Overall"):], "group")
+    assert head == ["group"] + policy_coverage.COLUMNS[1:]
+    assert [cells[0] for cells in body] == [*groups, "all"]
+    # reuse: always a flow, and training calls entered the estimate
+    reuse = dict(zip(head, body[groups.index("reuse")], strict=True))
+    assert reuse["identity / grid / flow"] == f"0 / 0 / {len(cases)}"
+    assert _number(reuse["reused > 0 (%)"]) > 0
+    # one CSV row per run, with the columns asked for
+    csv_path = tmp_path / "pc_runs.csv"
+    with csv_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == policy_coverage.CSV_COLUMNS
+    assert {(r["group"], r["case"], r["seed"]) for r in rows} == {
+        (g, c, "1") for g in groups for c in cases}
+    for r in rows:
+        assert r["method"] in ("identity", "grid", "flow"), r
+        pull = float(r["pull"])
+        assert pull == pytest.approx((float(r["mean"]) - float(r["exact"])) / float(r["sdev"]))
+        assert int(r["n_evals"]) > 0 and float(r["seconds"]) > 0
+        assert int(r["randomizations"]) >= policy_coverage.MIN_RANDOMIZATIONS
+    assert (tmp_path / "pc_pulls.png").read_bytes()[:4] == b"\x89PNG"
+    # resumable: a second run finds every run in the CSV and makes none
+    again = policy_coverage.main(args)
+    assert len(again) == len(runs)
+    with csv_path.open(newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+
+
+def _peer_methods() -> list[str]:
+    import importlib.util
+
+    return ["flowint", "vegas", "rqmc"] + (
+        ["madnis"] if importlib.util.find_spec("madnis") is not None else [])
+
+
+def test_equal_cost_tiny(tmp_path):
+    import equal_cost
+
+    methods = _peer_methods()
+    out = tmp_path / "ec.md"
+    args = ["--cases", "camel:dim=2", "--budgets", "2e4", "--methods", *methods,
+            "--no-breakeven", "--out", str(out), "--fresh"]
+    rows = equal_cost.main(args)
+    assert len(rows) == 1 and rows[0]["budget"] == 20_000
+    text = out.read_text()
+    assert "## Budget 20,000 calls" in text and "Break-even" not in text
+    assert "absolute error" in text and "CPU" in text and "git commit" in text
+    # 1. main table: err and pull per method, seconds, ratios to the best other right method
     head, body = _table_lines(text, "integrand")
-    assert head[:4] == ["integrand", "rtol", "runs", "pilot only"]
-    assert [cells[0] for cells in body] == [s for s, _ in pilot_coverage.CASES[:3]]
+    peers = [m for m in methods if m != "flowint"]
+    assert head == (["integrand"] + [c for m in methods for c in (f"{m} err", f"{m} pull")]
+                    + [f"{m} s" for m in methods]
+                    + ["best other right", "flowint err / best", "flowint sdev / best sdev",
+                       "goal"])
+    assert len(body) == 1
+    row = dict(zip(head, body[0], strict=True))
+    for m in methods:
+        for col in (f"{m} err", f"{m} pull", f"{m} s"):
+            assert math.isfinite(_number(row[col])), (col, row[col])
+    assert row["best other right"] in peers
+    for col in ("flowint err / best", "flowint sdev / best sdev"):
+        assert _number(row[col]) > 0, (col, row[col])
+    assert row["goal"].startswith(("ok", "MISS"))
+    # every run: calls, mean, sdev, errors, seconds (inside f too)
+    dhead, dbody = _table_lines(text, "integrand | method")  # the per-run table
+    assert dhead == equal_cost.DETAIL_COLUMNS
+    assert [cells[1] for cells in dbody] == methods
+    for cells in dbody:
+        d = dict(zip(dhead, cells, strict=True))
+        assert d["status"] == "ok", d
+        assert 0 < _number(d["calls"]) <= 20_000
+        for col in ("mean", "sdev", "err", "rel err", "pull", "wall s", "f s"):
+            assert math.isfinite(_number(d[col])), (d["method"], col, d[col])
+    # 2. equal wall time
+    thead, tbody = _table_lines(text, "integrand | flowint s")
+    assert thead == (["integrand", "flowint s", "flowint sdev"]
+                     + [f"{m} sdev @ t_flowint" for m in peers]
+                     + ["best right peer", "flowint sdev / best"])
+    assert math.isfinite(_number(dict(zip(thead, tbody[0], strict=True))["flowint sdev / best"]))
+    # resumable: a second run reuses the row
+    assert equal_cost.main(args[:-1]) == common.load_rows(out)
+
+
+def test_equal_cost_breakeven_formula():
+    import equal_cost
+
+    def rec(n, wall, f_time, mean=1.0, sdev=1e-4):
+        return {"method": "x", "status": "ok", "mean": mean, "sdev": sdev, "exact": 1.0,
+                "pull": 0.0, "n_evals": n, "wall_time": wall, "f_time": f_time}
+
+    row = {"rtol": 1e-3, "flowint": rec(1_000, 12.0, 1.0), "vegas": rec(1_000_000, 2.0, 1.0)}
+    q = equal_cost.breakeven(row)  # c* = (11 - 1) / 999,000 s = 10.01 µs
+    assert q["c_star"] * 1e6 == pytest.approx(10 / 0.999)
+    assert q["text"] == "10" and q["goal"].startswith("MISS")
+    row["flowint"] = rec(1_000, 1.5, 1.0)
+    assert equal_cost.breakeven(row)["text"] == "always (0)"
+    row["flowint"] = rec(2_000_000, 1.5, 1.0)
+    assert equal_cost.breakeven(row)["text"] == "never"
+
+
+def test_cost_figures_tiny(tmp_path):
+    import cost_figures
+
+    paths = cost_figures.main(["--cases", "camel:dim=2", "--budgets", "2000", "5000",
+                               "--methods", "flowint", "vegas", "rqmc", "--out", str(tmp_path)])
+    png = tmp_path / "cost_camel_dim2.png"
+    md = tmp_path / "cost_figures.md"
+    assert set(paths) == {png, md}
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    head, body = _table_lines(md.read_text(), "method")
+    assert head == cost_figures.DATA_COLUMNS
+    assert [(cells[0], cells[1]) for cells in body] == [
+        (m, b) for m in ("flowint", "vegas", "rqmc") for b in ("2,000", "5,000")]
     for cells in body:
         row = dict(zip(head, cells, strict=True))
-        assert row["runs"] == "2"
-        assert 0 <= _number(row["within 3σ (%)"]) <= 100
-    assert "Pooled over 6 runs" in text
+        assert row["status"] == "ok", row
+        for col in ("calls", "wall s", "f s", "rel err", "rel sdev", "pull"):
+            assert math.isfinite(_number(row[col])), (row["method"], col, row[col])

@@ -237,8 +237,10 @@ class Policy:
             measures["flow"] = []
             # two sizes, n and 4n, within 5 % of what is left (a time limit shrinks it)
             n = min(call["explore_n"] or 64, _pow2_floor(left / (40 * EXPLORE_RANDOMIZATIONS)))
-            return Action("measure", "flow", max(n, 16), EXPLORE_RANDOMIZATIONS)
-        if len(flow_m) == 1:
+            if n >= 16:
+                return Action("measure", "flow", n, EXPLORE_RANDOMIZATIONS)
+            flow_m = measures["flow"]  # too few calls left to measure: train on or stop
+        if len(flow_m) == 1 and 4 * int(flow_m[0][0]) * EXPLORE_RANDOMIZATIONS <= 0.1 * left:
             return Action("measure", "flow", 4 * int(flow_m[0][0]), EXPLORE_RANDOMIZATIONS)
         if self._keep_training(call, statics, rho, mean, rate, left, goal, batch, spent):
             return Action("train", "flow", batch)
@@ -376,6 +378,7 @@ class Policy:
         size = 2 ** max(1, int(math.floor(math.log2(n))))
         if goal is None:
             size = min(size, _pow2_floor(max(left / MIN_RANDOMIZATIONS, 2)))
+        size = min(size, _pow2_floor(left))  # never more calls than are left
         return Action("final", choice, size, max(int(left // size), 1), planned)
 
     def calls_needed(self, call: dict[str, Any], choice: str, goal: float,

@@ -1,0 +1,547 @@
+"""Equal-cost comparison: flowint, VEGAS, plain RQMC and MadNIS at the same TOTAL calls.
+
+Unlike ``equal_budget.py`` (the same training/final split imposed on every method), each
+method here gets one total budget B of integrand calls and spends it with its own usual
+recipe, in one run on the same machine:
+
+- **flowint**: ``flowint.integrate(f, d, budget=B, seed=seed)`` with the defaults (all calls
+  of the run, training included, counted by a torch-in/torch-out wrapper).
+- **vegas**: ``vegas.Integrator([[0, 1]]*d)``: 5 iterations of B/10 calls to adapt
+  (discarded), then 5 iterations of B/10 averaged by vegas (batch integrand ``f.numpy``).
+- **rqmc**: plain randomised QMC, no adaptation: 16 independently scrambled Sobol sets of
+  2^m points (largest m with 16·2^m ≤ B); mean of the 16 means, sdev = std/√16.
+- **madnis**: MadNIS defaults, 10/11·B training calls (batches of 1024), B/11 fresh calls.
+
+The calls each method actually made are counted (vegas and rqmc may use fewer than B), and the
+seconds spent inside the integrand are measured by the same wrapper (sum of ``perf_counter``
+around each call). Tables: (1) per budget, the absolute error |mean − exact| and pull of each
+method, the wall seconds, and flowint's error over the best *right* other method's
+(|pull| < 3); (2) the same at equal wall time (peers' sdev scaled to flowint's seconds);
+(3) the break-even integrand cost above which flowint is cheaper than vegas to reach a
+relative error of 1e-3 (camel 8-D and 16-D). Runners are in ``common.py``
+(:data:`common.COST_RUNNERS`).
+
+Usage::
+
+    python benchmarks/equal_cost.py                     # 13 integrands × (1e5, 1.1e6) + break-even
+    python benchmarks/equal_cost.py --quick             # 7 integrands at 1e5, no break-even
+    python benchmarks/equal_cost.py --cases camel:dim=2 --budgets 2e4 --no-breakeven
+    python benchmarks/equal_cost.py --methods flowint vegas rqmc --seed 3
+    python benchmarks/equal_cost.py --breakeven-only    # only the break-even table
+
+Writes ``results/equal_cost.md`` (``equal_cost_quick.md`` with ``--quick``), flushed after every
+(integrand, budget) and every break-even case; rerunning with the same ``--out`` skips what is
+already there, except rows where a method failed with an error, which are run again (rows of
+earlier runs with other cases or budgets are kept; ``--fresh`` starts over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import equal_budget  # noqa: E402
+
+__all__ = ["BUDGETS", "CASES", "METHODS", "QUICK_CASES", "breakeven", "goal", "main",
+           "run_breakeven", "run_case", "tables"]
+
+CASES = list(equal_budget.CASES)
+QUICK_CASES = list(equal_budget.QUICK_CASES)
+BUDGETS = [100_000, 1_100_000]
+QUICK_BUDGETS = [100_000]
+METHODS = ["flowint", "vegas", "rqmc", "madnis"]
+
+# The goal (figure of merit: the absolute error |mean − exact| of this seed's run).
+GOAL_RATIO = 1.2            # flowint err ≤ 1.2 × the best other right method's, every row
+STRICT_RATIO = 0.5          # ... ≤ 0.5 × on these cases at budgets ≥ STRICT_BUDGET
+STRICT_CASES = ("camel:dim=8", "camel:dim=16", "camel:dim=32")
+STRICT_BUDGET = 1_100_000
+PULL_LIMIT = 3.0            # "right": |pull| < 3 with sdev > 0; flowint must be right
+
+BREAKEVEN_CASES = ["camel:dim=8", "camel:dim=16"]
+BREAKEVEN_RTOL = 1e-3
+BREAKEVEN_FLOWINT_CAP = 20_000_000
+BREAKEVEN_VEGAS_CAP = 50_000_000
+BREAKEVEN_VEGAS_NEVAL = 100_000
+BREAKEVEN_GOAL_US = 1.0     # c* ≤ 1 µs per call
+
+F = common.as_float
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def run_case(spec: str, budget: int, seed: int,
+             methods: Sequence[str] = METHODS) -> dict[str, Any]:
+    """All ``methods`` on one integrand at one total budget."""
+    import integrands
+
+    f = integrands.get(spec)
+    records = []
+    for m in methods:
+        t0 = time.perf_counter()
+        rec = common.COST_RUNNERS[m](f, budget, seed)
+        rec.case = spec
+        records.append(asdict(rec))
+        print(f"    {m}: {rec.status}, err {common.fmt(abs(rec.mean - rec.exact))}, pull "
+              f"{common.fmt(rec.pull, 2)}, {rec.n_evals:,} calls "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    return {"kind": "cost", "spec": spec, "budget": int(budget), "seed": seed,
+            "methods": list(methods), "exact": float(f.exact), "records": records}
+
+
+def run_breakeven(spec: str, seed: int, *, rtol: float = BREAKEVEN_RTOL,
+                  flowint_cap: int = BREAKEVEN_FLOWINT_CAP,
+                  vegas_cap: int = BREAKEVEN_VEGAS_CAP,
+                  vegas_neval: int = BREAKEVEN_VEGAS_NEVAL) -> dict[str, Any]:
+    """flowint (``rtol``, budget ``flowint_cap``) and vegas (to ``rtol`` or ``vegas_cap``) on one
+    integrand, with the seconds spent inside the integrand measured for both."""
+    import integrands
+
+    f = integrands.get(spec)
+    t0 = time.perf_counter()
+    fl = common.run_flowint_budget(f, flowint_cap, seed, rtol=rtol)
+    print(f"    flowint: {fl.status}, {fl.n_evals:,} calls ({time.perf_counter() - t0:.0f} s)",
+          flush=True)
+    t0 = time.perf_counter()
+    ve = common.run_vegas_to(f, rtol, vegas_cap, seed, neval=vegas_neval)
+    print(f"    vegas: {ve.status}, {ve.n_evals:,} calls, {ve.note} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    fl.case = ve.case = spec
+    return {"kind": "breakeven", "spec": spec, "seed": seed, "rtol": rtol,
+            "flowint_cap": int(flowint_cap), "vegas_cap": int(vegas_cap),
+            "vegas_neval": int(vegas_neval), "exact": float(f.exact),
+            "flowint": asdict(fl), "vegas": asdict(ve)}
+
+
+# ---------------------------------------------------------------------------- analysis
+
+
+def _ok(r: dict[str, Any] | None) -> bool:
+    return bool(r) and r["status"] == "ok" and math.isfinite(F(r["mean"]))
+
+
+def _err(r: dict[str, Any]) -> float:
+    return abs(F(r["mean"]) - F(r["exact"])) if _ok(r) else math.nan
+
+
+def _right(r: dict[str, Any] | None) -> bool:
+    """Status ok, sdev > 0 and |pull| < 3."""
+    if not _ok(r):
+        return False
+    s, p = F(r["sdev"]), F(r["pull"])
+    return math.isfinite(s) and s > 0 and math.isfinite(p) and abs(p) < PULL_LIMIT
+
+
+def _by_method(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["method"]: r for r in row["records"]}
+
+
+def goal(row: dict[str, Any]) -> dict[str, Any]:
+    """flowint against the best other right method (smallest |error| among the others with
+    |pull| < 3): the error and sdev ratios, the limit that applies and the misses."""
+    by = _by_method(row)
+    fl = by.get("flowint")
+    others = [r for m, r in by.items() if m != "flowint" and _right(r)]
+    best = min(others, key=_err) if others else None
+    strict = row["spec"] in STRICT_CASES and row["budget"] >= STRICT_BUDGET
+    limit = STRICT_RATIO if strict else GOAL_RATIO
+    out = {"best": best["method"] if best else "none", "err_ratio": math.nan,
+           "sdev_ratio": math.nan, "limit": limit, "misses": []}
+    if fl is None:
+        out["misses"].append("no flowint run")
+        return out
+    if not _ok(fl):
+        out["misses"].append(f"flowint {fl['status']}"[:60])
+        return out
+    if best is not None:
+        e_fl, e_best = _err(fl), _err(best)
+        out["err_ratio"] = e_fl / e_best if e_best > 0 else (1.0 if e_fl == 0 else math.inf)
+        out["sdev_ratio"] = F(fl["sdev"]) / F(best["sdev"])
+        if not out["err_ratio"] <= limit:
+            out["misses"].append(f"err ratio {common.fmt(out['err_ratio'])} > {limit:g}")
+    if not _right(fl):
+        out["misses"].append(f"flowint pull {common.fmt(F(fl['pull']), 2)}")
+    return out
+
+
+def equal_time(row: dict[str, Any]) -> dict[str, Any]:
+    """Each peer's sdev scaled to flowint's wall seconds, ``sdev·√(t_peer/t_flowint)``, and
+    flowint's sdev over the smallest scaled sdev among the right peers."""
+    by = _by_method(row)
+    fl = by.get("flowint")
+    t_fl = F(fl["wall_time"]) if _ok(fl) else math.nan
+    scaled = {}
+    for m, r in by.items():
+        if m == "flowint":
+            continue
+        scaled[m] = (F(r["sdev"]) * math.sqrt(F(r["wall_time"]) / t_fl)
+                     if _ok(r) and t_fl > 0 else math.nan)
+    right = {m: s for m, s in scaled.items() if _right(by[m]) and math.isfinite(s)}
+    best = min(right, key=right.get) if right else None
+    ratio = F(fl["sdev"]) / right[best] if best and _ok(fl) and right[best] > 0 else math.nan
+    return {"scaled": scaled, "best": best or "none", "ratio": ratio}
+
+
+def breakeven(row: dict[str, Any]) -> dict[str, Any]:
+    """Overheads O = wall − time in f, and the break-even cost per call
+    ``c* = (O_flowint − O_vegas) / (N_vegas − N_flowint)`` (seconds), as text in µs."""
+    fl, ve = row["flowint"], row["vegas"]
+    rtol = row["rtol"]
+    out = {"O_flowint": math.nan, "O_vegas": math.nan, "c_star": math.nan, "text": "—",
+           "fl_reached": False, "ve_reached": False, "ve_right": _right(ve), "goal": "—"}
+
+    def reached(r):
+        m, s = F(r["mean"]), F(r["sdev"])
+        return _ok(r) and m != 0 and math.isfinite(s) and s / abs(m) < rtol * (1 + 1e-9)
+
+    out["fl_reached"], out["ve_reached"] = reached(fl), reached(ve)
+    if not (_ok(fl) and _ok(ve)):
+        out["goal"] = "MISS: " + ("flowint " + fl["status"] if not _ok(fl)
+                                  else "vegas " + ve["status"])[:60]
+        return out
+    o_fl = F(fl["wall_time"]) - F(fl["f_time"])
+    o_ve = F(ve["wall_time"]) - F(ve["f_time"])
+    n_fl, n_ve = int(fl["n_evals"]), int(ve["n_evals"])
+    out["O_flowint"], out["O_vegas"] = o_fl, o_ve
+    if n_fl >= n_ve:
+        out["text"] = "never"
+    else:
+        c = (o_fl - o_ve) / (n_ve - n_fl)
+        out["c_star"] = max(c, 0.0)
+        if c <= 0:
+            out["text"] = "always (0)"
+        else:
+            # vegas stopped by its cap: it needs more calls and overhead, c* is an upper bound;
+            # flowint stopped by its cap: a lower bound; both: unknown.
+            prefix = {(True, True): "", (True, False): "≤ ", (False, True): "≥ ",
+                      (False, False): "? "}[(out["fl_reached"], out["ve_reached"])]
+            out["text"] = prefix + common.fmt(c * 1e6)
+    misses = []
+    if not out["fl_reached"]:
+        misses.append("flowint missed rtol")
+    if not _right(fl):
+        misses.append(f"flowint pull {common.fmt(F(fl['pull']), 2)}")
+    if out["ve_right"] and not (out["text"] == "always (0)" or (
+            math.isfinite(out["c_star"]) and out["c_star"] * 1e6 <= BREAKEVEN_GOAL_US)):
+        misses.append(f"c* > {BREAKEVEN_GOAL_US:g} µs")
+    out["goal"] = "MISS: " + "; ".join(misses) if misses else (
+        "yes" if out["ve_right"] else "yes (vegas wrong: sets no bar)")
+    return out
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _methods_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    seen = {r["method"] for row in rows for r in row["records"]}
+    return [m for m in METHODS if m in seen]
+
+
+def _short(status: str) -> str:
+    return "n/i" if status == "not installed" else ("error" if status != "ok" else "ok")
+
+
+def main_table(rows: Sequence[dict[str, Any]]) -> str:
+    methods = _methods_of(rows)
+    cols = ["integrand"]
+    for m in methods:
+        cols += [f"{m} err", f"{m} pull"]
+    cols += [f"{m} s" for m in methods]
+    cols += ["best other right", "flowint err / best", "flowint sdev / best sdev", "goal"]
+    body = []
+    for row in rows:
+        by = _by_method(row)
+        cells = [row["spec"]]
+        for m in methods:
+            r = by.get(m)
+            if r is None:
+                cells += ["—", "—"]
+            elif not _ok(r):
+                cells += [_short(r["status"]), "—"]
+            else:
+                cells += [common.fmt(_err(r), 2), common.fmt(F(r["pull"]), 2)]
+        for m in methods:
+            r = by.get(m)
+            cells.append(common.fmt(F(r["wall_time"]), 2) if _ok(r) else "—")
+        q = goal(row)
+        cells += [q["best"], common.fmt(q["err_ratio"]), common.fmt(q["sdev_ratio"]),
+                  ("MISS: " + "; ".join(q["misses"])) if q["misses"] else
+                  f"ok (≤ {q['limit']:g})"]
+        body.append(cells)
+    return common.markdown_table(cols, body)
+
+
+DETAIL_COLUMNS = ["integrand", "method", "status", "calls", "mean", "sdev", "err", "rel err",
+                  "pull", "wall s", "f s", "own breakdown s", "note"]
+
+
+def detail_table(rows: Sequence[dict[str, Any]]) -> str:
+    body = []
+    for row in rows:
+        for r in row["records"]:
+            ok = _ok(r)
+            own = r.get("seconds")
+            body.append([
+                row["spec"], r["method"], r["status"], r["n_evals"] if ok else "—",
+                common.fmt(F(r["mean"]), 6), common.fmt(F(r["sdev"]), 2),
+                common.fmt(_err(r), 2), common.fmt(_err(r) / abs(F(r["exact"])), 2),
+                common.fmt(F(r["pull"]), 2), common.fmt(F(r["wall_time"]), 3),
+                common.fmt(F(r.get("f_time")), 2),
+                ", ".join(f"{k} {common.fmt(F(v), 2)}" for k, v in own.items()) if own else "—",
+                r.get("note") or "—"])
+    return common.markdown_table(DETAIL_COLUMNS, body)
+
+
+def time_table(rows: Sequence[dict[str, Any]]) -> str:
+    peers = [m for m in _methods_of(rows) if m != "flowint"]
+    cols = (["integrand", "flowint s", "flowint sdev"] + [f"{m} sdev @ t_flowint" for m in peers]
+            + ["best right peer", "flowint sdev / best"])
+    body = []
+    for row in rows:
+        fl = _by_method(row).get("flowint")
+        q = equal_time(row)
+        body.append([row["spec"], common.fmt(F(fl["wall_time"]), 2) if _ok(fl) else "—",
+                     common.fmt(F(fl["sdev"]), 2) if _ok(fl) else "—",
+                     *[common.fmt(q["scaled"].get(m, math.nan), 2) for m in peers],
+                     q["best"], common.fmt(q["ratio"])])
+    return common.markdown_table(cols, body)
+
+
+BREAKEVEN_COLUMNS = ["integrand", "rtol", "flowint calls", "flowint s", "flowint f s",
+                     "flowint O s", "flowint pull", "flowint reached", "vegas calls", "vegas s",
+                     "vegas f s", "vegas O s", "vegas pull", "vegas reached", "vegas right",
+                     "c* µs/call", "goal"]
+
+
+def breakeven_table(rows: Sequence[dict[str, Any]]) -> str:
+    body = []
+    for row in rows:
+        fl, ve = row["flowint"], row["vegas"]
+        q = breakeven(row)
+        body.append([row["spec"], common.fmt(row["rtol"]),
+                     fl["n_evals"], common.fmt(F(fl["wall_time"]), 3),
+                     common.fmt(F(fl["f_time"]), 3), common.fmt(q["O_flowint"], 3),
+                     common.fmt(F(fl["pull"]), 2), common.fmt(q["fl_reached"]),
+                     ve["n_evals"], common.fmt(F(ve["wall_time"]), 3),
+                     common.fmt(F(ve["f_time"]), 3), common.fmt(q["O_vegas"], 3),
+                     common.fmt(F(ve["pull"]), 2), common.fmt(q["ve_reached"]),
+                     common.fmt(q["ve_right"]), q["text"], q["goal"]])
+    return common.markdown_table(BREAKEVEN_COLUMNS, body)
+
+
+NOTES = """
+**Figure of merit.** The goal uses the *absolute error* err = |mean − exact| of this run (one
+seed): flowint's err ≤ {ratio:g}× the best other *right* method's (right: status ok, sdev > 0
+and |pull| < {pull:g}; the best is the one with the smallest err) on every row, ≤
+{strict:g}× on {strict_cases} at budgets ≥ {strict_budget:,}, and flowint's own pull within
+±{pull:g} everywhere.
+One seed's err is noisy (it is |N(0, sdev)|-like), so the ratio of the *reported* sdevs,
+flowint sdev / best-other-right sdev, is given beside it; the goal column uses the err ratio.
+Rows that miss the goal say MISS and why. Where no other method is right, only flowint's pull
+is checked.
+
+Columns: *err* |mean − exact|; *pull* (mean − exact)/sdev; *s* wall seconds of the whole run
+(training included); *calls* every integrand call made, counted by a wrapper (vegas makes a
+little under its nominal B, rqmc uses 16·2^m ≤ B); *f s* seconds inside the integrand (sum
+of perf_counter around each call); *own breakdown s* flowint's ``Result.seconds`` when the
+result has it; *n/i* not installed.
+
+Recipes: flowint ``integrate(f, d, budget=B, seed)``, defaults; vegas 5 × B/10 to adapt
+(discarded) then 5 × B/10 averaged; rqmc 16 scrambled Sobol sets of 2^m points, 16·2^m ≤ B;
+madnis defaults, 10/11·B training calls in batches of 1024, B/11 fresh calls.
+"""
+
+TIME_NOTES = """
+Equal wall time: each peer's sdev scaled to flowint's seconds, sdev·√(t_peer / t_flowint):
+the Monte Carlo scaling (error ∝ 1/√time, i.e. ∝ 1/√calls at a fixed cost per call). It is an
+approximation: vegas keeps adapting with more calls and RQMC converges faster than 1/√N on
+smooth integrands, so for peers much faster than flowint the scaled sdev is, if anything, too
+high (flattering flowint). Only peers that are right (|pull| < {pull:g}) count for *best*.
+"""
+
+BREAKEVEN_NOTES = """
+Break-even integrand cost. flowint: ``integrate(f, d, budget={fcap:,}, rtol=rtol)``; vegas:
+5 iterations of neval = {neval:,} to adapt (discarded), then iterations of neval (still
+adapting), inverse-variance combined, until sdev/|mean| < rtol or {vcap:,} calls in all. Time
+inside f is measured by wrapping f with a timer for both; the overhead is O = wall − time in
+f. With an integrand costing c seconds per call, flowint's total is O_flowint + c·N_flowint,
+so it is cheaper than vegas above c* = (O_flowint − O_vegas) / (N_vegas − N_flowint)
+(µs/call below; *never* if N_flowint ≥ N_vegas, *always (0)* if c* ≤ 0; *≤* when vegas
+stopped at its cap without reaching rtol, *≥* when flowint did). Goal: c* ≤ {goal:g} µs, with
+flowint reaching rtol with |pull| < {pull:g}; a vegas answer with |pull| ≥ {pull:g} sets no bar.
+"""
+
+
+def tables(rows: Sequence[dict[str, Any]]) -> str:
+    cost = [r for r in rows if r.get("kind", "cost") == "cost"]
+    be = [r for r in rows if r.get("kind") == "breakeven"]
+    text = ""
+    for budget in sorted({r["budget"] for r in cost}):
+        part = [r for r in cost if r["budget"] == budget]
+        text += f"\n## Budget {budget:,} calls\n\n" + main_table(part)
+        text += "\n### Every run\n\n" + detail_table(part)
+        text += "\n### Equal wall time\n\n" + time_table(part)
+    if cost:
+        text += NOTES.format(ratio=GOAL_RATIO, pull=PULL_LIMIT, strict=STRICT_RATIO,
+                             strict_cases=", ".join(STRICT_CASES),
+                             strict_budget=STRICT_BUDGET)
+        text += TIME_NOTES.format(pull=PULL_LIMIT)
+    if be:
+        text += "\n## Break-even integrand cost (flowint against vegas)\n\n"
+        text += breakeven_table(be)
+        r0 = be[0]
+        text += BREAKEVEN_NOTES.format(fcap=r0["flowint_cap"], vcap=r0["vegas_cap"],
+                                       neval=r0["vegas_neval"], goal=BREAKEVEN_GOAL_US,
+                                       pull=PULL_LIMIT)
+    return text
+
+
+def write(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
+          command: str) -> None:
+    text = common.header("Equal-cost comparison (same total calls, each method's own recipe)",
+                         command, settings)
+    text += tables(rows) + "\n" + common.save_rows_comment(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    if row.get("kind") == "breakeven":
+        return ("breakeven", row["spec"], row["seed"], row["rtol"], row["flowint_cap"],
+                row["vegas_cap"], row["vegas_neval"])
+    return ("cost", row["spec"], row["budget"], row["seed"], tuple(row["methods"]))
+
+
+def _failed(row: dict[str, Any]) -> bool:
+    recs = row["records"] if "records" in row else [row["flowint"], row["vegas"]]
+    return any(r["status"].startswith("error") for r in recs)
+
+
+def _count(s: str) -> int:
+    return int(float(s))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help=f"{len(QUICK_CASES)} integrands at 1e5 calls, no break-even")
+    p.add_argument("--cases", nargs="+", default=None,
+                   help="registry specifications (default: the equal_budget.py set)")
+    p.add_argument("--budgets", nargs="+", type=_count, default=None,
+                   help="total calls per method (default 1e5 1.1e6; --quick 1e5)")
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--breakeven", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the break-even table (default: on, off with --quick)")
+    p.add_argument("--breakeven-only", action="store_true",
+                   help="only the break-even table (no equal-cost rows)")
+    p.add_argument("--breakeven-cases", nargs="+", default=BREAKEVEN_CASES)
+    p.add_argument("--breakeven-rtol", type=float, default=BREAKEVEN_RTOL)
+    p.add_argument("--breakeven-flowint-cap", type=_count, default=BREAKEVEN_FLOWINT_CAP)
+    p.add_argument("--breakeven-vegas-cap", type=_count, default=BREAKEVEN_VEGAS_CAP)
+    p.add_argument("--breakeven-vegas-neval", type=_count, default=BREAKEVEN_VEGAS_NEVAL)
+    p.add_argument("--out", type=Path, default=None,
+                   help="markdown file (default results/equal_cost.md, --quick "
+                        "results/equal_cost_quick.md)")
+    p.add_argument("--fresh", action="store_true", help="ignore rows already in --out")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    args = build_parser().parse_args(argv)
+    cases = [] if args.breakeven_only else (args.cases or (QUICK_CASES if args.quick
+                                                           else CASES))
+    budgets = args.budgets or (QUICK_BUDGETS if args.quick else BUDGETS)
+    do_be = args.breakeven_only or (args.breakeven if args.breakeven is not None
+                                    else not args.quick)
+    be_cases = args.breakeven_cases if do_be else []
+    out = args.out or common.RESULTS_DIR / ("equal_cost_quick.md" if args.quick
+                                            else "equal_cost.md")
+    settings = {
+        "cases (this run)": ", ".join(cases) or "—",
+        "budgets (total calls per method)": ", ".join(f"{b:,}" for b in budgets),
+        "methods": ", ".join(args.methods), "seed": args.seed,
+        "flowint": "integrate(f, d, budget=B, seed=seed), defaults",
+        "vegas": "5 × B/10 to adapt (discarded), then 5 × B/10 averaged",
+        "rqmc": "16 scrambled Sobol sets of 2^m points, 16·2^m ≤ B",
+        "madnis": "defaults, 10/11·B training calls (batches of 1024), B/11 fresh calls",
+        "break-even": (f"{', '.join(be_cases)}; rtol {args.breakeven_rtol:g}, flowint cap "
+                       f"{args.breakeven_flowint_cap:,}, vegas neval "
+                       f"{args.breakeven_vegas_neval:,}, cap {args.breakeven_vegas_cap:,}")
+        if be_cases else "off",
+    }
+    command = "python benchmarks/equal_cost.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    old = [] if args.fresh else common.load_rows(out)
+    done = {_key(r): r for r in old if not _failed(r)}  # failed rows are run again
+    plan: list[tuple] = [("cost", spec, b) for b in budgets for spec in cases]
+    plan += [("breakeven", spec) for spec in be_cases]
+    rows: list[dict[str, Any]] = []
+    used: set[tuple] = set()
+
+    def current() -> list[dict[str, Any]]:  # this run's rows, then those of earlier runs
+        return rows + [r for r in old if _key(r) not in used]
+
+    for i, item in enumerate(plan, 1):
+        if item[0] == "cost":
+            _, spec, b = item
+            key = ("cost", spec, b, args.seed, tuple(args.methods))
+            label = f"{spec} at {b:,} calls"
+        else:
+            spec = item[1]
+            key = ("breakeven", spec, args.seed, args.breakeven_rtol,
+                   args.breakeven_flowint_cap, args.breakeven_vegas_cap,
+                   args.breakeven_vegas_neval)
+            label = f"{spec} break-even (rtol {args.breakeven_rtol:g})"
+        used.add(key)
+        if key in done:
+            rows.append(done[key])
+            print(f"[{i}/{len(plan)}] {label}: already in {out}, skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(plan)}] {label} ...", flush=True)
+        if item[0] == "cost":
+            row = run_case(spec, b, args.seed, args.methods)
+            q = goal(row)
+            summary = (f"flowint err / best right ({q['best']}) {common.fmt(q['err_ratio'])}, "
+                       f"sdev ratio {common.fmt(q['sdev_ratio'])}"
+                       + (f"  <-- MISS: {'; '.join(q['misses'])}" if q["misses"] else ""))
+        else:
+            row = run_breakeven(spec, args.seed, rtol=args.breakeven_rtol,
+                                flowint_cap=args.breakeven_flowint_cap,
+                                vegas_cap=args.breakeven_vegas_cap,
+                                vegas_neval=args.breakeven_vegas_neval)
+            q = breakeven(row)
+            summary = f"c* = {q['text']} µs/call, goal: {q['goal']}"
+        rows.append(row)
+        write(out, current(), settings, command)
+        print(f"    {summary} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    final = current()
+    write(out, final, settings, command)
+    print(tables(final))
+    misses = [f"{r['spec']} @ {r['budget']:,}" for r in final
+              if r.get("kind", "cost") == "cost" and goal(r)["misses"]]
+    misses += [f"{r['spec']} break-even" for r in final
+               if r.get("kind") == "breakeven" and breakeven(r)["goal"].startswith("MISS")]
+    print(f"rows missing the goal: {', '.join(misses) if misses else 'none'}")
+    print(f"written: {out}")
+    return final
+
+
+if __name__ == "__main__":
+    main()
