@@ -36,6 +36,7 @@ EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
 _RATE_RANGE = (1.0, 2.5)    # convergence exponent of the variance of a randomization's mean
 _MAX_EXTRAPOLATED_GAIN = 100.0
 GRID_PRIOR = 4.0            # the grid must be predicted this much better than the identity
+MIN_ESS = 100.0             # a measurement with a smaller effective sample size is not trusted
 
 
 class Action(NamedTuple):
@@ -66,6 +67,15 @@ class Model(NamedTuple):
     a: float
     var_point: float
     mean: float
+    ess: float = math.inf
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the measurement saw the integrand: a Kish effective sample size of the
+        pooled weights of at least :data:`MIN_ESS`. Points that all but missed a narrow peak
+        give means and spreads near 0 — a variance estimate that looks excellent and is wrong
+        (the 32-D camel at 10⁵ calls: plain RQMC chosen, off by 55σ)."""
+        return self.ess >= MIN_ESS
 
     def var(self, calls: float, k: int = MIN_RANDOMIZATIONS) -> float:
         """Variance of a final estimate of ``calls`` in ``k`` randomizations."""
@@ -103,7 +113,8 @@ def model(measures: list[Any]) -> Model:
     a = min(max(a, _RATE_RANGE[0]), _RATE_RANGE[1])
     v_last = math.exp(sum(y + a * x for x, y in zip(xs, ys, strict=True)) / len(xs)
                       - a * math.log(last.n))
-    return Model(last.n, v_last, a, max(last.var_point, 0.0), last.mean)
+    ess = max(m.n * m.k / (1.0 + max(m.var_point, 0.0)) for m in ms)
+    return Model(last.n, v_last, a, max(last.var_point, 0.0), last.mean, ess)
 
 
 class Policy:
@@ -217,7 +228,8 @@ class Policy:
                        goal: float | None, history: list[IterationRecord]) -> Action:
         measures = call["measures"]
         batch = int(call["batch"])
-        statics = {c: model(m) for c, m in measures.items() if c != "flow" and m}
+        statics = {c: mod for c, m in measures.items() if c != "flow" and m
+                   and (mod := model(m)).reliable}
         best_static = min(statics, key=lambda c: self._static_score(c, statics[c], left, goal),
                           default=None)
         if best_static is not None and not train and self._static_suffices(
@@ -228,7 +240,7 @@ class Policy:
         if spent + batch > cap or left < 2 * batch:
             return self._choose_best(call, statics, train, left, goal, history)
         probe = max(4, min(2 * int(self.settings.patience), 6))
-        if len(train) < probe:
+        if len(train) < probe or train[-1].beta < 1.0:  # no stop while the target is tempered
             return Action("train", "flow", batch)
         flow_m = measures.get("flow", [])
         rho, mean, rate = self.training_trend(train)

@@ -159,8 +159,9 @@ class Trainer:
             state.beta = 1.0
             return
         lo, hi = state.beta, 1.0
-        if ess(lo) < need:  # degenerate even at the current β: q itself is narrow (a grid
-            state.beta = 1.0  # warm-up, a warm start), and flattening |f| cannot help
+        if ess(lo) < need:
+            if lo <= 0.0:  # degenerate before any tempered step: q itself is narrow (a grid
+                state.beta = 1.0  # warm-up, a warm start), and flattening |f| cannot help
             return
         for _ in range(30):  # bisection: the ESS falls as β rises (the weights spread out)
             mid = 0.5 * (lo + hi)
