@@ -12,7 +12,8 @@ import flowint
 import integrands
 from flowint.result import IterationRecord
 from flowint.run.estimator import combine_pieces
-from flowint.run.policy import Model, Policy, model
+from flowint.run.model import Model, model
+from flowint.run.policy import Policy
 from flowint.run.settings import Settings
 from flowint.run.state import Measurement, Piece
 

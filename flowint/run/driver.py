@@ -20,6 +20,7 @@ from ..flows import Flow, PerAxisGrid
 from ..integrand import Integrand
 from ..result import IterationRecord, Result
 from .estimator import MIN_RANDOMIZATIONS, Estimator, qmc_errors
+from .model import square
 from .policy import Action, next_stage
 from .report import build_result
 from .state import Piece
@@ -252,7 +253,7 @@ class CallDriver:
                              strict=False):
             if rec.beta < 1.0 or not (math.isfinite(prev.rel_std) and math.isfinite(rec.sdev)):
                 continue
-            planned = _sq(prev.rel_std) / rec.n  # relative to the integral squared
+            planned = square(prev.rel_std) / rec.n  # relative to the integral squared
             out.append(Piece(rec.n, rec.mean, rec.sdev, planned))
         return out
 
@@ -296,7 +297,7 @@ def adapted_grid(seen: list[list[Tensor]], f: Integrand, passes: int = 5) -> Ten
     top = float(fx.abs().max())
     if not top > 0:
         return grid.edges().detach()
-    f2 = _sq(fx / top)
+    f2 = square(fx / top)
     with torch.no_grad():
         for _ in range(passes):
             grid.adapt(u, f2 * torch.exp(-flow.log_prob(u)), alpha=0.5)
@@ -351,7 +352,3 @@ class progress_bar:
         if self.bar is not None:
             self.bar.close()
 
-
-def _sq(x: float) -> float:
-    """``x * x`` (inf, not OverflowError, for huge values)."""
-    return x * x

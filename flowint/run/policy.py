@@ -27,16 +27,14 @@ from typing import Any, NamedTuple
 
 from ..result import IterationRecord
 from .estimator import MIN_RANDOMIZATIONS
+from .model import Model, goal_var, model, pow2_floor, square
 from .state import Measurement, RunState
 
-__all__ = ["Action", "Model", "Policy"]
+__all__ = ["Action", "Policy", "next_stage"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
-_RATE_RANGE = (1.0, 2.5)    # convergence exponent of the variance of a randomization's mean
-_MAX_EXTRAPOLATED_GAIN = 100.0
 GRID_PRIOR = 4.0            # the grid must be predicted this much better than the identity
-MIN_ESS = 100.0             # a measurement with a smaller effective sample size is not trusted
 
 
 class Action(NamedTuple):
@@ -56,65 +54,6 @@ class Action(NamedTuple):
     n: int = 0
     k: int = 0
     planned_var: float = math.inf
-
-
-class Model(NamedTuple):
-    """``v(n) = v1 (n / n1)^-a``: the variance of one randomization's mean at size ``n``,
-    relative to ``mean²`` (as are ``var_point`` and every variance the policy compares)."""
-
-    n1: int
-    v1: float
-    a: float
-    var_point: float
-    mean: float
-    ess: float = math.inf
-
-    @property
-    def reliable(self) -> bool:
-        """Whether the measurement saw the integrand: a Kish effective sample size of the
-        pooled weights of at least :data:`MIN_ESS`. Points that all but missed a narrow peak
-        give means and spreads near 0 — a variance estimate that looks excellent and is wrong
-        (the 32-D camel at 10⁵ calls: plain RQMC chosen, off by 55σ)."""
-        return self.ess >= MIN_ESS
-
-    def var(self, calls: float, k: int = MIN_RANDOMIZATIONS) -> float:
-        """Variance of a final estimate of ``calls`` in ``k`` randomizations."""
-        n = max(calls / k, 1.0)
-        return self.v1 * (n / self.n1) ** (-self.a) / k
-
-    def calls_for(self, goal_var: float, k: int = MIN_RANDOMIZATIONS) -> float:
-        """Calls a final estimate needs to reach the variance ``goal_var``."""
-        if self.v1 <= 0:
-            return float(k)
-        n = self.n1 * (self.v1 / (k * goal_var)) ** (1.0 / self.a)
-        return max(n, 1.0) * k
-
-    def gain(self, n: float) -> float:
-        """Quasi-random variance gain over i.i.d. points at randomizations of ``n``."""
-        g1 = self.var_point / (self.n1 * self.v1) if self.v1 > 0 else _MAX_EXTRAPOLATED_GAIN
-        g = g1 * (max(n, 1.0) / self.n1) ** (self.a - 1.0)
-        return min(max(g, 1.0), _MAX_EXTRAPOLATED_GAIN * max(g1, 1.0))
-
-
-def model(measures: list[Any]) -> Model:
-    """Fit :class:`Model` to a candidate's measurements: the exponent ``a`` is the least-squares
-    slope of ``log v`` against ``log n`` over the sizes measured (clipped to [1, 2.5]; 1 with
-    one size), and the line is anchored at the largest size."""
-    ms = [Measurement(*m) for m in measures]
-    last = ms[-1]
-    tiny = 1e-30
-    xs = [math.log(m.n) for m in ms]
-    ys = [math.log(max(m.var_mean, tiny)) for m in ms]
-    a = 1.0
-    if len(ms) > 1 and max(xs) > min(xs):
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        a = -sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-            (x - mx) * (x - mx) for x in xs)
-    a = min(max(a, _RATE_RANGE[0]), _RATE_RANGE[1])
-    v_last = math.exp(sum(y + a * x for x, y in zip(xs, ys, strict=True)) / len(xs)
-                      - a * math.log(last.n))
-    ess = max(m.n * m.k / (1.0 + max(m.var_point, 0.0)) for m in ms)
-    return Model(last.n, v_last, a, max(last.var_point, 0.0), last.mean, ess)
 
 
 class Policy:
@@ -248,7 +187,7 @@ class Policy:
             call["flow_rho"] = rho
             measures["flow"] = []
             # two sizes, n and 4n, within 5 % of what is left (a time limit shrinks it)
-            n = min(call["explore_n"] or 64, _pow2_floor(left / (40 * EXPLORE_RANDOMIZATIONS)))
+            n = min(call["explore_n"] or 64, pow2_floor(left / (40 * EXPLORE_RANDOMIZATIONS)))
             if n >= 16:
                 return Action("measure", "flow", n, EXPLORE_RANDOMIZATIONS)
             flow_m = measures["flow"]  # too few calls left to measure: train on or stop
@@ -288,7 +227,7 @@ class Policy:
         """A static candidate's predicted final variance (fixed budget) or, with a goal,
         the calls it needs (both: smaller is better)."""
         if goal is not None:
-            return m.calls_for(_rel2(goal, m.mean))
+            return m.calls_for(goal_var(goal, m.mean))
         return m.var(left)
 
     @staticmethod
@@ -298,7 +237,7 @@ class Policy:
         that of i.i.d. points with a per-sample relative std of ``ρ_floor(B) = 0.2 (3·10⁴ /
         B)^½`` (clipped to [0.005, 0.3]): a rough envelope of what flows reach with ``B``
         calls in our benchmarks (about 0.17 at 3·10⁴ calls in 3-D, 0.01–0.2 at 10⁶)."""
-        if goal is not None and m.calls_for(_rel2(goal, m.mean)) <= 0.1 * left:
+        if goal is not None and m.calls_for(goal_var(goal, m.mean)) <= 0.1 * left:
             return True
         floor = min(max(0.2 * math.sqrt(3e4 / max(budget, 1.0)), 0.005), 0.3)
         return m.var(left) < floor ** 2 / max(left, 1.0)
@@ -329,7 +268,7 @@ class Policy:
         omega = 1.0 if self.settings.reuse else 0.0
         ratio = float(call.get("cost_ratio", 1.0))
         if goal is not None:
-            need = _sq(rho * mean / goal)
+            need = square(rho * mean / goal)
             gain = self._flow_gain(call, need / MIN_RANDOMIZATIONS)
             horizon = need / gain
         else:
@@ -340,7 +279,7 @@ class Policy:
         if statics:
             half = 0.5 * left
             rho_end = rho * math.exp(-rate * min(half, spent))
-            flow_var = _sq(rho_end) / (self._flow_gain(call, half / MIN_RANDOMIZATIONS)
+            flow_var = square(rho_end) / (self._flow_gain(call, half / MIN_RANDOMIZATIONS)
                                                 * half)
             best = min(m.var(left) for m in statics.values())
             if flow_var > best:
@@ -355,10 +294,10 @@ class Policy:
         if train:
             rho, mean, _ = self.training_trend(train)
             if goal is not None:
-                need = _sq(rho * mean / goal)
+                need = square(rho * mean / goal)
                 options["flow"] = need / self._flow_gain(call, need / MIN_RANDOMIZATIONS)
             else:
-                options["flow"] = _sq(rho) / (
+                options["flow"] = square(rho) / (
                     self._flow_gain(call, left / MIN_RANDOMIZATIONS) * max(left, 1.0))
         choice = min(options, key=lambda c: options[c]) if options else "flow"
         return self._choose(call, choice, left, goal, history)
@@ -389,8 +328,8 @@ class Policy:
             n = min(n, left / MIN_RANDOMIZATIONS)
         size = 2 ** max(1, int(math.floor(math.log2(n))))
         if goal is None:
-            size = min(size, _pow2_floor(max(left / MIN_RANDOMIZATIONS, 2)))
-        size = min(size, _pow2_floor(left))  # never more calls than are left
+            size = min(size, pow2_floor(max(left / MIN_RANDOMIZATIONS, 2)))
+        size = min(size, pow2_floor(left))  # never more calls than are left
         return Action("final", choice, size, max(int(left // size), 1), planned)
 
     def calls_needed(self, call: dict[str, Any], choice: str, goal: float,
@@ -399,12 +338,12 @@ class Policy:
         ms = call.get("measures", {}).get(choice, [])
         if choice != "flow" and ms:
             m = model(ms)
-            return m.calls_for(_rel2(goal, m.mean))
+            return m.calls_for(goal_var(goal, m.mean))
         train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
         if not train:
             return None
         rho, mean, _ = self.training_trend(train)
-        need = _sq(rho * mean / goal)
+        need = square(rho * mean / goal)
         if not math.isfinite(need):
             return None
         return need / self._flow_gain(call, need / MIN_RANDOMIZATIONS)
@@ -420,7 +359,7 @@ class Policy:
         if not train or (self.settings.qmc and len(call.get("measures", {}).get("flow", [])) < 2):
             return math.inf  # no measured quasi-random gain: no weight to fix in advance
         rho, mean, _ = self.training_trend(train)
-        return _sq(rho) / (self._flow_gain(call, left / MIN_RANDOMIZATIONS)
+        return square(rho) / (self._flow_gain(call, left / MIN_RANDOMIZATIONS)
                                     * max(left, 1.0))
 
     # ---------------------------------------------------------------- standalone training
@@ -452,24 +391,9 @@ def next_stage(k: int, mean: float, sdev: float, goal: float | None,
         return True, next_check
     if goal <= 0:
         return False, 10**12
-    return False, max(k + 1, math.ceil(min(1.05 * k * _sq(sdev / goal), 1e12)))
+    return False, max(k + 1, math.ceil(min(1.05 * k * square(sdev / goal), 1e12)))
 
 
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2] if ordered else math.nan
-
-
-def _sq(x: float) -> float:
-    """``x * x`` (inf, not OverflowError, for huge values)."""
-    return x * x
-
-
-def _rel2(goal: float, mean: float) -> float:
-    """``(goal / |mean|)²``: an absolute error target as a relative variance."""
-    return _sq(goal / abs(mean)) if mean != 0 else math.inf
-
-
-def _pow2_floor(x: float) -> int:
-    """The largest power of two not above ``x`` (1 for ``x < 2``)."""
-    return 2 ** max(0, int(math.floor(math.log2(max(x, 1.0)))))
