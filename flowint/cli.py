@@ -204,8 +204,8 @@ def _integrate(args: argparse.Namespace) -> int:
         print(f"result        {result}   (rel. error {result.rel_error:.2g})")
     if exact is not None:
         print(f"exact         {exact:.12g}   pull {result.pull(exact):+.2f} σ")
-    check = (f"chi2/dof {result.chi2_dof:.2f}   Q {result.Q:.2f} (training vs final)"
-             if result.n_evals_reused else "")
+    check = (f"chi2/dof {result.chi2_dof:.2f}   Q {result.Q:.2f} ({result.chi2_tests})"
+             if result.chi2_tests else "")
     print(f"rel. std      {result.rel_std:.4g} per sample   {check}".rstrip())
     print(f"sampler       {result.method}   ({result.n_evals_reused} training calls reused)")
     secs = "  ".join(f"{k} {v:.2g}" for k, v in result.seconds.items())
@@ -243,6 +243,7 @@ def _result_dict(result: Any, target: Target, exact: float | None,
         "wall_time": result.wall_time,
         "method": result.method,
         "n_evals_reused": result.n_evals_reused,
+        "chi2_tests": result.chi2_tests,
         "seconds": dict(result.seconds),
         "components": list(result.components),
         "covariance": [list(r) for r in result.covariance],

@@ -110,6 +110,10 @@ class Result:
             in sampling samplers (``"sample"``); ``wall_time`` is the whole call.
         n_evals_reused: training evaluations that entered the estimate (with weights fixed
             before their draw; see :mod:`flowint.run.estimator`).
+        chi2_tests: what ``chi2`` and ``Q`` test: ``"training iterations against the final
+            estimate"``, ``"final iterations against each other"`` (i.i.d. final points), or
+            ``""`` when they test nothing (quasi-random randomizations alone: ``chi2`` is then
+            computed with the i.i.d. variance and is far below its dof by construction).
     """
 
     mean: float
@@ -132,6 +136,7 @@ class Result:
     method: str = "flow"
     seconds: dict[str, float] = field(default_factory=dict)
     n_evals_reused: int = 0
+    chi2_tests: str = ""
 
     @property
     def n_evals_train(self) -> int:
@@ -186,7 +191,10 @@ class Result:
         lines += [
             "",
             f"result = {self}   (rel. error {self.rel_error:.2g})",
-            f"chi2/dof = {self.chi2_dof:.2f}  Q = {self.Q:.2f}  (final iterations: {self.dof + 1})",
+            (f"chi2/dof = {self.chi2_dof:.2f}  Q = {self.Q:.2f}  ({self.chi2_tests}: "
+             f"{self.dof + 1} estimates)" if self.chi2_tests else
+             "chi2/dof, Q: no consistency test here (the error bar is the spread of independent "
+             "quasi-random randomizations)"),
             f"evaluations: {self.n_evals} total, {self.n_evals_train} training, "
             f"{self.n_evals_final} final",
             f"rel. std per sample = {self.rel_std:.4g}   ESS = {self.ess:.4g}   "

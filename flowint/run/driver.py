@@ -19,6 +19,7 @@ from torch import Tensor
 from ..flows import Flow, PerAxisGrid
 from ..integrand import Integrand
 from ..result import IterationRecord, Result
+from ..stats import scaled_mean_std
 from .estimator import MIN_RANDOMIZATIONS, Estimator, qmc_errors
 from .model import square
 from .policy import Action, next_stage
@@ -260,8 +261,6 @@ class CallDriver:
 
 def iteration_record(phase: str, w: Tensor, seconds: float, **extra: float) -> IterationRecord:
     """The record of an iteration with weights ``w`` (overflow-safe mean and std)."""
-    from ..stats import scaled_mean_std
-
     n = int(w.shape[0])
     mean, std = scaled_mean_std(w)
     rel = std / abs(mean) if mean != 0 else (0.0 if std == 0 else math.inf)
@@ -274,8 +273,6 @@ def current_error(weights: list[Tensor], qmc: bool) -> tuple[float, float]:
     if qmc:
         means, _, sdev = qmc_errors(weights)
         return float(means[0]), sdev
-    from ..stats import scaled_mean_std
-
     w = torch.cat(weights)
     mean, std = scaled_mean_std(w if w.ndim == 1 else w[:, 0])
     return mean, std / math.sqrt(w.shape[0])

@@ -40,6 +40,7 @@ def build_result(driver: CallDriver, call: dict[str, Any], action: Action,
             cov = tuple(tuple(float(c) for c in row) for row in cov_m)
     n_final = int(w_all.shape[0])
     reused = 0
+    tests = "" if qmc and len(weights) > 1 else "final iterations against each other"
     if pieces and w_all.ndim == 1:
         final = Piece(n_final, mean, sdev, float(action.planned_var))
         combined = combine_pieces(final, pieces)
@@ -47,6 +48,7 @@ def build_result(driver: CallDriver, call: dict[str, Any], action: Action,
             mean, sdev = combined.mean, combined.sdev
             chi2, dof, q_value = combined.chi2, combined.dof, combined.Q
             reused = sum(p.n for p in pieces)
+            tests = "training iterations against the final estimate"
     w0 = w_all if w_all.ndim == 1 else w_all[:, 0]
     diag = weight_diagnostics(w0)
     if mean == 0.0 and sdev == 0.0:
@@ -64,5 +66,5 @@ def build_result(driver: CallDriver, call: dict[str, Any], action: Action,
         max_weight_share=diag["max_weight_share"], history=tuple(state.history),
         wall_time=driver.elapsed(), n_dropped=state.n_dropped, warnings=diag["warnings"],
         components=comps, covariance=cov, method=action.candidate, seconds=seconds,
-        n_evals_reused=reused,
+        n_evals_reused=reused, chi2_tests=tests,
     )
