@@ -9,6 +9,10 @@ points ``u`` of the unit cube: ``F(u) = f(lo + (hi - lo) u) * prod(hi - lo)``, s
 * vegas batch integrands (``@vegas.batchintegrand`` / ``@vegas.rbatchintegrand``);
 * scalar functions of one point with ``vectorized=False`` (slow but working);
 * vector-valued integrands returning ``(n, k)``;
+* logarithms of non-negative integrands (``log=True``): ``f`` returns ``log f`` and ``F``
+  returns ``log F`` (``-inf`` where ``f = 0``), so that ``f`` may underflow float64;
+* a prior transform instead of a box (``prior=``): ``F(u) = f(prior(u))``, the form nautilus
+  and dynesty take a likelihood in, whose integral over the cube is the evidence;
 
 evaluates in chunks of at most ``max_batch`` points, optionally through an executor
 (``concurrent.futures`` or a Dask client's executor), and validates what comes back: shape,
@@ -29,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Integrand", "IntegrandError", "parse_bounds"]
+__all__ = ["Integrand", "IntegrandError", "map_points", "parse_bounds"]
 
 _BACKENDS = (None, "torch", "numpy")
 _NAN_POLICIES = ("raise", "drop")
@@ -77,6 +81,49 @@ def parse_bounds(bounds: Any, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     return lo, hi
 
 
+def map_points(u: Tensor, box: tuple[np.ndarray, np.ndarray] | None,
+               prior: Callable | None) -> Tensor:
+    """Points of the unit cube mapped where ``f`` takes them: the box, or a prior transform.
+
+    Arguments:
+        u: float64 points of the unit cube, shape ``(n, dim)``.
+        box: ``(lo, hi)`` from :func:`parse_bounds`, or ``None``.
+        prior: a prior transform (cube to parameter space, batched; torch or numpy), or
+            ``None``.
+
+    Returns:
+        float64 points, shape ``(n, k)`` (``k = dim`` unless the prior changes it).
+    """
+    if prior is not None:
+        return _apply_prior(prior, u)
+    if box is None:
+        return u
+    lo = torch.as_tensor(box[0], device=u.device, dtype=u.dtype)
+    hi = torch.as_tensor(box[1], device=u.device, dtype=u.dtype)
+    return lo + (hi - lo) * u
+
+
+def _apply_prior(prior: Callable, u: Tensor) -> Tensor:
+    """``prior(u)`` as a float64 tensor of shape ``(n, k)``: a torch call first, numpy if
+    the prior does not take tensors."""
+    try:
+        out = prior(u.clone())
+    except Exception as torch_exc:
+        try:
+            out = prior(u.cpu().numpy())
+        except Exception as exc:
+            raise IntegrandError(f"the prior transform raised {type(exc).__name__}: {exc}") \
+                from torch_exc
+    out = torch.as_tensor(np.asarray(out) if not isinstance(out, Tensor) else out)
+    out = out.detach().to(device=u.device, dtype=torch.float64)
+    if out.ndim == 1 and u.shape[1] == 1 and out.shape[0] == u.shape[0]:
+        out = out[:, None]
+    if out.ndim != 2 or out.shape[0] != u.shape[0]:
+        raise IntegrandError(f"the prior transform returned shape {tuple(out.shape)} for "
+                             f"{u.shape[0]} points; expected ({u.shape[0]}, k)")
+    return out
+
+
 class Integrand:
     """A user integrand evaluated on points of the unit cube (see the module docstring).
 
@@ -96,6 +143,11 @@ class Integrand:
             killed) takes no new work: only with a factory can it be replaced (see
             ``docs/distributed.md``). Workers receive CPU arrays/tensors, never CUDA ones.
         retries: resubmissions of a failed chunk when an executor is used.
+        log: ``f`` returns ``log f`` of a non-negative integrand; the call returns ``log F``
+            (``-inf`` is ``f = 0``; NaN and ``+inf`` follow ``nan_policy``, dropped values
+            become ``-inf``). Scalar integrands only.
+        prior: a prior transform from the cube to parameter space (batched, torch or numpy),
+            applied instead of a box: ``F(u) = f(prior(u))``.
 
     Attributes:
         n_evals: points evaluated so far.
@@ -107,7 +159,7 @@ class Integrand:
     def __init__(self, f: Callable, dim: int, bounds: Any = None, *, backend: str | None = None,
                  vectorized: bool = True, max_batch: int | None = None,
                  nan_policy: str = "raise", executor: Executor | Any | None = None,
-                 retries: int = 2):
+                 retries: int = 2, log: bool = False, prior: Callable | None = None):
         if not callable(f):
             raise TypeError(f"f must be callable, got {type(f).__name__}")
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
@@ -120,6 +172,12 @@ class Integrand:
             raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}")
         if max_batch is not None and int(max_batch) < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch}")
+        if prior is not None and not callable(prior):
+            raise TypeError(f"prior must be a callable (a prior transform), got "
+                            f"{type(prior).__name__}")
+        if prior is not None and parse_bounds(bounds, int(dim)) is not None:
+            raise ValueError("give bounds or a prior transform, not both (the prior maps the "
+                             "cube onto the parameter space)")
         factory = None
         if executor is not None and (isinstance(executor, type)
                                      or not callable(getattr(executor, "submit", None))):
@@ -131,6 +189,8 @@ class Integrand:
         self.dim = int(dim)
         self.box = parse_bounds(bounds, self.dim)
         self.volume = 1.0 if self.box is None else float(np.prod(self.box[1] - self.box[0]))
+        self.log = bool(log)
+        self.prior = prior
         fcntype = getattr(f, "fcntype", None)
         self._rbatch = fcntype == "rbatch"
         if fcntype in ("lbatch", "rbatch") and backend is None:
@@ -158,7 +218,7 @@ class Integrand:
 
         Returns:
             float64 tensor of shape ``(n,)`` (or ``(n, k)`` for vector integrands) on ``u``'s
-            device, Jacobian of the box included.
+            device, Jacobian of the box included; with ``log=True``, ``log F``.
 
         Raises:
             IntegrandError: ``f`` raised, or returned a wrong shape, a non-numeric or complex
@@ -169,10 +229,7 @@ class Integrand:
             shape = (0,) if self.n_outputs is None else (0, self.n_outputs)
             return torch.zeros(shape, dtype=torch.float64, device=u.device)
         x = u.detach().to(torch.float64, copy=True)  # f may modify its argument in place
-        if self.box is not None:
-            lo = torch.as_tensor(self.box[0], device=x.device)
-            hi = torch.as_tensor(self.box[1], device=x.device)
-            x = lo + (hi - lo) * x
+        x = map_points(x, self.box, self.prior)
         t0 = time.perf_counter()
         size = self.max_batch or n
         starts = range(0, n, size)
@@ -185,7 +242,7 @@ class Integrand:
         out = self._finite(out, x)
         self.n_evals += n
         if self.volume != 1.0:
-            out = out * self.volume
+            out = out + float(np.log(self.volume)) if self.log else out * self.volume
         return out.to(u.device)
 
     def _evaluate(self, x: Tensor) -> Tensor:
@@ -337,6 +394,9 @@ class Integrand:
                 f"expected ({n},) or ({n}, k)"
             )
         k = None if val.ndim == 1 else int(val.shape[1])
+        if k is not None and self.log:
+            raise IntegrandError(f"with log=True the integrand must return (n,) values of "
+                                 f"log f, got shape {tuple(val.shape)}")
         if self.n_outputs is None and self.n_evals == 0:
             self.n_outputs = k
         elif k != self.n_outputs:
@@ -345,7 +405,7 @@ class Integrand:
         return val
 
     def _finite(self, val: Tensor, x: Tensor) -> Tensor:
-        bad = ~torch.isfinite(val)
+        bad = torch.isnan(val) | (val == torch.inf) if self.log else ~torch.isfinite(val)
         if val.ndim == 2:
             bad = bad.any(-1)
         nbad = int(bad.sum())
@@ -356,17 +416,19 @@ class Integrand:
             raise IntegrandError(
                 f"the integrand returned {nbad} non-finite value(s) (NaN or inf) out of "
                 f"{val.shape[0]}; e.g. f({x[i].tolist()}) = {val[i].tolist()}. "
-                "Fix the integrand or pass nan_policy='drop' to count them as zero."
+                "Fix the integrand or pass nan_policy='drop' to count them as zero"
+                + (" (log f = -inf is allowed: f = 0)." if self.log else ".")
             )
         self.n_dropped += nbad
         val = val.clone()
-        val[bad] = 0.0
+        val[bad] = -torch.inf if self.log else 0.0
         return val
 
     def __repr__(self) -> str:
         name = getattr(self.f, "__name__", type(self.f).__name__)
         return (f"Integrand({name}, dim={self.dim}, backend={self.backend!r}, "
-                f"volume={self.volume:g})")
+                f"volume={self.volume:g}{', log=True' if self.log else ''}"
+                f"{', prior' if self.prior is not None else ''})")
 
 
 class _PointwiseCall:

@@ -16,13 +16,14 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from . import checkpoint as _ckpt
 from ._rng import SeedLike, make_generator
 from .flows import Flow, make_flow
-from .integrand import Integrand, parse_bounds
+from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
 from .run.driver import CallDriver, check_count, check_tolerances, progress_bar
 from .run.estimator import Estimator
@@ -55,7 +56,9 @@ class Integrator:
             raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
         self.dim = dim
         self.bounds = bounds
-        parse_bounds(bounds, dim)  # validate early
+        if parse_bounds(bounds, dim) is not None and self.settings.prior is not None:
+            raise ValueError("give bounds or a prior transform, not both (the prior maps the "
+                             "cube onto the parameter space)")
         s = self.settings
         self.device = torch.device(s.device or "cpu")
         self.generator = make_generator(s.seed, self.device)
@@ -118,7 +121,8 @@ class Integrator:
             s = self.settings
             cached = Integrand(f, self.dim, self.bounds, backend=s.backend,
                                vectorized=s.vectorized, max_batch=s.max_batch,
-                               nan_policy=s.nan_policy, executor=s.executor)
+                               nan_policy=s.nan_policy, executor=s.executor, log=s.log,
+                               prior=s.prior)
             self._integrands[id(f)] = cached
         return cached
 
@@ -212,22 +216,25 @@ class Integrator:
                              f"{time_limit!r}")
         if n_train is not None:
             n_train = check_count(n_train, "n_train")
+        if atol is not None and self.settings.log:
+            raise ValueError("with log=True give rtol, not atol: rtol is the error of log_mean "
+                             "(the relative error of the integral)")
         return CallDriver(self, self.wrap(f)).call(budget, rtol, atol, n_train, time_limit)
 
     def sample(self, n: int, *, seed: SeedLike = None) -> tuple[Tensor, Tensor]:
-        """Points in the box and their importance weights ``volume / q`` from the frozen flow.
+        """Points in the box (through the ``prior`` transform when one is set) and their
+        importance weights ``volume / q`` (``1 / q`` with a prior) from the frozen flow.
 
-        For any integrand ``g``, ``mean(g(x) * w)`` estimates ``∫ g`` over the box.
+        For any integrand ``g``, ``mean(g(x) * w)`` estimates ``∫ g`` over the box (with a
+        prior: the prior expectation of ``g``).
         """
         n = check_count(n, "n")
         gen = self.generator if seed is None else make_generator(seed, self.device)
         u, log_q = self.frozen_flow().sample(n, seed=gen)
         box = parse_bounds(self.bounds, self.dim)
-        if box is None:
-            return u, torch.exp(-log_q)
-        lo = torch.as_tensor(box[0], device=u.device, dtype=u.dtype)
-        hi = torch.as_tensor(box[1], device=u.device, dtype=u.dtype)
-        return lo + (hi - lo) * u, float(torch.prod(hi - lo)) * torch.exp(-log_q)
+        x = map_points(u.to(torch.float64), box, self.settings.prior).to(u.dtype)
+        volume = 1.0 if box is None else float(np.prod(box[1] - box[0]))
+        return x, volume * torch.exp(-log_q)
 
     def with_settings(self, **changes: Any) -> Integrator:
         """A new integrator with this one's flow, optimizer and state, and changed settings

@@ -93,7 +93,11 @@ class Result:
         Q: probability that a χ² this large arises by chance (small Q: inconsistent iterations).
         n_evals: total integrand evaluations (training and final estimate).
         n_evals_final: evaluations in the final estimate.
-        rel_std: relative standard deviation per sample in the final phase, ``σ(f/q)/|I|``.
+        rel_std: the effective relative standard deviation per final sample,
+            ``sdev · √n_evals_final / |mean|`` (one meaning in every mode): with i.i.d. final
+            points it is ``σ(f/q)/|I|``; with quasi-random points it is smaller by their gain
+            (the error of the mean is what i.i.d. points of this spread would give); with
+            reused training iterations, ``sdev`` is the combined error.
         ess: effective sample size of the final weights, ``(Σw)² / Σw²``.
         unweighting_efficiency: ``⟨w⟩ / max w`` of the final weights.
         max_weight_share: the largest weight's share of the sum of weights.
@@ -114,6 +118,18 @@ class Result:
             estimate"``, ``"final iterations against each other"`` (i.i.d. final points), or
             ``""`` when they test nothing (quasi-random randomizations alone: ``chi2`` is then
             computed with the i.i.d. variance and is far below its dof by construction).
+        log_mean: ``log(mean)``: with ``log=True`` computed without forming ``mean`` (which
+            may underflow or overflow float64: ``mean`` is then 0 or inf); NaN when the mean
+            is not positive.
+        log_sdev: the error of ``log_mean`` (``sdev / mean``, first order).
+        component_diagnostics: for vector integrands, one dict per component with
+            ``rel_std`` (as above, per component), ``ess``, ``unweighting_efficiency``,
+            ``max_weight_share``, ``pareto_k`` and ``sdev_rel_error`` of that component's
+            weights (see :func:`flowint.stats.weight_diagnostics`); their warnings are in
+            ``warnings``, each prefixed ``component k:``. The scalar fields ``ess`` and so on
+            describe component 0. Empty for scalar integrands.
+        log_scale: with ``log=True``, the unit of the history's means and errors: they are
+            multiples of ``exp(log_scale)``; ``None`` otherwise.
     """
 
     mean: float
@@ -137,6 +153,10 @@ class Result:
     seconds: dict[str, float] = field(default_factory=dict)
     n_evals_reused: int = 0
     chi2_tests: str = ""
+    log_mean: float = math.nan
+    log_sdev: float = math.nan
+    log_scale: float | None = None
+    component_diagnostics: tuple[dict[str, float], ...] = ()
 
     @property
     def n_evals_train(self) -> int:
@@ -159,6 +179,13 @@ class Result:
             return 0.0 if self.mean == exact else math.copysign(math.inf, self.mean - exact)
         return (self.mean - exact) / self.sdev
 
+    def log_pull(self, log_exact: float) -> float:
+        """``(log_mean - log_exact) / log_sdev``: the pull of ``log_mean`` (for evidences)."""
+        if not self.log_sdev > 0:
+            return 0.0 if self.log_mean == log_exact else math.copysign(
+                math.inf, self.log_mean - log_exact)
+        return (self.log_mean - log_exact) / self.log_sdev
+
     def to_gvar(self):
         """The estimate as a ``gvar.GVar`` (requires the ``gvar`` package)."""
         try:
@@ -168,6 +195,8 @@ class Result:
         return gvar.gvar(self.mean, self.sdev)
 
     def __str__(self) -> str:
+        if self.log_scale is not None:  # an integrand given as a logarithm: exp(-14.592(31))
+            return f"exp({format_uncertainty(self.log_mean, self.log_sdev)})"
         return format_uncertainty(self.mean, self.sdev)
 
     def __format__(self, spec: str) -> str:

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from ._rng import SeedLike, make_generator
-from .integrand import parse_bounds
+from .integrand import map_points
 
 if TYPE_CHECKING:  # pragma: no cover
     from .integrator import Integrator
@@ -55,11 +55,14 @@ class WeightedSamples:
         weights: ``f(x) / q(x)`` with the box volume included, shape ``(n,)``; their mean
             estimates ``∫ f``.
         log_q: ``log q`` of the points on the unit cube (before the box map).
+        log_scale: for an integrand given as a logarithm, the weights are in units of
+            ``exp(log_scale)`` (the integrator's running scale); 0 otherwise.
     """
 
     x: Tensor
     weights: Tensor
     log_q: Tensor
+    log_scale: float = 0.0
 
     @property
     def integral(self) -> float:
@@ -161,14 +164,19 @@ def _draw(integ: Integrator, flow: Any, f: Callable, n: int, gen: torch.Generato
     elif component not in (None, 0):
         raise ValueError("component is only for vector integrands")
     log_q = log_q.to(torch.float64)
-    weights = fx * torch.exp(-log_q)
-    box = parse_bounds(integ.bounds, integ.dim)
-    x = u.to(torch.float64)
-    if box is not None:
-        lo = torch.as_tensor(box[0], device=x.device)
-        hi = torch.as_tensor(box[1], device=x.device)
-        x = lo + (hi - lo) * x
-    return WeightedSamples(x, weights, log_q)
+    wrapped = integ.wrap(f)
+    log_scale = 0.0
+    if wrapped.log:  # weights exp(log f - log q - scale), on the run's scale when it has one
+        finite = fx[torch.isfinite(fx)]
+        top = float(finite.max()) if finite.numel() else 0.0
+        if integ.state.log_scale is None:  # no run yet: this batch sets the scale
+            integ.state.rescale(top)
+        log_scale = integ.state.log_scale
+        weights = torch.exp(fx - log_q - log_scale)
+    else:
+        weights = fx * torch.exp(-log_q)
+    x = map_points(u.to(torch.float64), wrapped.box, wrapped.prior)
+    return WeightedSamples(x, weights, log_q, log_scale)
 
 
 def unweight(x: Tensor, weights: Tensor, *, max_weight: float | None = None,

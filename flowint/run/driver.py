@@ -29,7 +29,11 @@ from .state import Piece
 if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
 
-__all__ = ["CallDriver", "check_count", "check_tolerances", "progress_bar"]
+__all__ = ["CallDriver", "LOG_HEADROOM", "check_count", "check_tolerances", "progress_bar"]
+
+#: With ``log=True``: how far (in ``log f``) values may exceed the run's scale before the
+#: scale is raised (``exp(64)`` squared stays far inside float64).
+LOG_HEADROOM = 64.0
 
 
 class CallDriver:
@@ -56,13 +60,28 @@ class CallDriver:
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, u: Tensor) -> Tensor:
-        """``f(u)``, with the calls, dropped values and seconds counted in the state."""
+        """``f(u)``, with the calls, dropped values and seconds counted in the state.
+
+        An integrand given as a logarithm returns ``f(u) / exp(state.log_scale)``: the scale
+        follows the largest ``log f`` seen (the stored values are moved with it when a batch
+        exceeds it by more than :data:`LOG_HEADROOM`), so every value stays representable.
+        """
         before, t_before = self.f.n_dropped, self.f.eval_time
         fx = self.f(u)
         self.state.n_evals += int(u.shape[0])
         self.state.n_dropped += self.f.n_dropped - before
         self.state.add_seconds("f", self.f.eval_time - t_before)
-        return fx
+        return self.from_log(fx) if self.f.log else fx
+
+    def from_log(self, log_f: Tensor) -> Tensor:
+        """``exp(log_f - log_scale)``, the run's scale raised first if ``log_f`` needs it."""
+        state = self.state
+        finite = log_f[torch.isfinite(log_f)]
+        if finite.numel():
+            top = float(finite.max())
+            if state.log_scale is None or top > state.log_scale + LOG_HEADROOM:
+                state.rescale(top)
+        return torch.exp(log_f - (state.log_scale or 0.0))
 
     def target(self, fx: Tensor) -> Tensor:
         """The non-negative function the flow is trained on (``|f|`` or a norm)."""
@@ -115,7 +134,7 @@ class CallDriver:
         if action.candidate == "grid" and "grid" not in call:
             call["grid"] = adapted_grid(call.pop("seen"), self.f)
         sampler = self.sampler(call, action.candidate)
-        weights, us, fxs, log_qs = [], [], [], []
+        weights, us, fxs, log_qs, scales = [], [], [], [], []
         for _ in range(action.k):
             u, log_q = self.integ.estimator.draw(self.state, sampler, action.n, qmc=True)
             fx = self.evaluate(u)
@@ -123,6 +142,11 @@ class CallDriver:
             us.append(u)
             fxs.append(fx)
             log_qs.append(log_q)
+            scales.append(self.state.log_scale)
+        if scales[0] != scales[-1]:  # log=True: the scale rose during the measurement
+            factors = [math.exp(c - scales[-1]) if c is not None else 1.0 for c in scales]
+            weights = [w * c for w, c in zip(weights, factors, strict=True)]
+            fxs = [fx * c for fx, c in zip(fxs, factors, strict=True)]
         m = Estimator.measurement(weights)
         call["measures"].setdefault(action.candidate, []).append(list(m))
         u, fx, log_q = torch.cat(us), torch.cat(fxs), torch.cat(log_qs)

@@ -51,20 +51,68 @@ def build_result(driver: CallDriver, call: dict[str, Any], action: Action,
             tests = "training iterations against the final estimate"
     w0 = w_all if w_all.ndim == 1 else w_all[:, 0]
     diag = weight_diagnostics(w0)
+    per_component = component_diagnostics(w_all, comps, cov)
+    if per_component:  # vector integrands: every component's warnings, each named
+        diag["warnings"] = tuple(f"component {k}: {msg}" for k, d in enumerate(per_component)
+                                 for msg in d.pop("warnings"))
     if mean == 0.0 and sdev == 0.0:
         diag["warnings"] = diag["warnings"] + (
             "the integrand was zero at every sampled point; the result is 0 ± 0",)
     for msg in diag["warnings"]:
         warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    logs = log_values(mean, sdev, state.log_scale if driver.f.log else None)
     start = call.get("start_evals", state.n_evals - n_final)
     seconds = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
     return Result(
-        mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=q_value,
+        mean=logs["mean"], sdev=logs["sdev"], chi2=chi2, dof=dof, Q=q_value,
         n_evals=state.n_evals - start, n_evals_final=n_final,
         rel_std=(sdev * math.sqrt(n_final) / abs(mean) if mean != 0 else diag["rel_std"]),
         ess=diag["ess"], unweighting_efficiency=diag["unweighting_efficiency"],
         max_weight_share=diag["max_weight_share"], history=tuple(state.history),
         wall_time=driver.elapsed(), n_dropped=state.n_dropped, warnings=diag["warnings"],
         components=comps, covariance=cov, method=action.candidate, seconds=seconds,
-        n_evals_reused=reused, chi2_tests=tests,
+        n_evals_reused=reused, chi2_tests=tests, log_mean=logs["log_mean"],
+        log_sdev=logs["log_sdev"], log_scale=logs["log_scale"],
+        component_diagnostics=tuple(per_component),
     )
+
+
+def component_diagnostics(w_all: Tensor, comps: Sequence[float],
+                          cov: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+    """Per component of a vector integrand: :func:`~flowint.stats.weight_diagnostics` of its
+    weights, with ``rel_std`` replaced by the effective ``sdev_k √N / |mean_k|`` (the meaning
+    of :attr:`Result.rel_std`); empty for a scalar integrand."""
+    if w_all.ndim != 2:
+        return []
+    n = int(w_all.shape[0])
+    out = []
+    for k in range(int(w_all.shape[1])):
+        d = weight_diagnostics(w_all[:, k])
+        mean, sdev = float(comps[k]), math.sqrt(max(float(cov[k][k]), 0.0))
+        d["rel_std"] = sdev * math.sqrt(n) / abs(mean) if mean != 0 else d["rel_std"]
+        out.append(d)
+    return out
+
+
+def log_values(mean: float, sdev: float, log_scale: float | None) -> dict[str, Any]:
+    """``mean``, ``sdev``, ``log_mean``, ``log_sdev`` and ``log_scale`` of a result whose
+    estimate is ``mean ± sdev`` in units of ``exp(log_scale)`` (``None``: plain units).
+
+    ``mean`` is ``exp(log_mean)`` where float64 can hold it, else 0 or inf.
+    """
+    positive = mean > 0 and math.isfinite(mean)
+    log_mean = math.log(mean) if positive else math.nan
+    log_sdev = sdev / mean if positive else math.nan
+    if log_scale is None:
+        return {"mean": mean, "sdev": sdev, "log_mean": log_mean, "log_sdev": log_sdev,
+                "log_scale": None}
+    if not positive:  # log f = -inf at every point: f = 0
+        return {"mean": 0.0, "sdev": 0.0, "log_mean": -math.inf, "log_sdev": math.nan,
+                "log_scale": log_scale}
+    log_mean += log_scale
+    try:
+        value = math.exp(log_mean)
+    except OverflowError:
+        value = math.inf
+    return {"mean": value, "sdev": value * log_sdev if math.isfinite(value) else math.inf,
+            "log_mean": log_mean, "log_sdev": log_sdev, "log_scale": log_scale}

@@ -61,6 +61,13 @@ class Settings:
         progress: tqdm bar: ``None`` = only when stderr is a terminal.
         checkpoint: file to checkpoint to and resume from (see :mod:`flowint.checkpoint`).
         checkpoint_every: iterations between automatic checkpoints.
+        log: the integrand returns ``log f`` of a non-negative ``f`` (a log-likelihood): every
+            weight is formed as ``log f - log q`` and kept on a running scale, so that values
+            like ``exp(-800)`` work; the result adds ``log_mean`` and ``log_sdev``.
+        prior: a prior transform from the unit cube to parameter space (as nautilus and dynesty
+            take it), applied to every point before ``f``: the integral over the cube is then
+            the evidence ``∫ L(θ) π(θ) dθ``. Not with ``bounds``; not saved in checkpoints
+            (pass it again when loading one).
     """
 
     flow: Any = "rqs"
@@ -94,6 +101,8 @@ class Settings:
     progress: bool | None = None
     checkpoint: Any = None
     checkpoint_every: int = 1
+    log: bool = False
+    prior: Any = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -114,6 +123,11 @@ class Settings:
         on = self.train_on
         if on != "norm" and (isinstance(on, bool) or not isinstance(on, int) or on < 0):
             raise ValueError(f"train_on must be 'norm' or a component index >= 0, got {on!r}")
+        if not isinstance(self.log, bool):
+            raise ValueError(f"log must be True or False, got {self.log!r}")
+        if self.prior is not None and not callable(self.prior):
+            raise TypeError(f"prior must be a callable (a prior transform), got "
+                            f"{type(self.prior).__name__}")
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
                 or not math.isfinite(lr):
@@ -143,7 +157,8 @@ class Settings:
 
     def plain(self) -> dict[str, Any]:
         """The settings a checkpoint stores: plain data only (no Flow, executor or seed)."""
-        out = {k: v for k, v in self.as_dict().items() if k not in ("executor", "flow", "seed")}
+        out = {k: v for k, v in self.as_dict().items() if k not in ("executor", "flow", "seed",
+                                                               "prior")}
         for key in ("dtype", "estimate_dtype"):
             out[key] = str(out[key]).removeprefix("torch.")
         out["device"] = None

@@ -18,6 +18,7 @@ Progress records are dicts of numbers, strings, lists and tensors:
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -80,6 +81,9 @@ class RunState:
         seconds: seconds spent in ``f``, in training steps and in sampling the flow.
         buffer: evaluated training batches ``(u, target, log_q0)`` kept for re-use.
         call, train, final: progress of the loops in flight (``None`` when idle).
+        log_scale: integrands given as logarithms (``log=True``): every value derived from
+            ``f`` (history, buffer, measurements, final weights) is in units of
+            ``exp(log_scale)``; ``None`` until a finite ``log f`` has been seen.
     """
 
     n_evals: int = 0
@@ -94,6 +98,32 @@ class RunState:
     call: dict[str, Any] | None = None
     train: dict[str, Any] | None = None
     final: dict[str, Any] | None = None
+    log_scale: float | None = None
+
+    def rescale(self, log_scale: float) -> None:
+        """Move every value derived from ``f`` to units of ``exp(log_scale)``.
+
+        Multiplies the history's means and errors, the buffer's targets, the measurements'
+        means (their variances are relative), the points kept for the grid and the final
+        weights by ``exp(old - log_scale)``. Values far below the new scale underflow to
+        zero, which is what they are beside it.
+        """
+        old = self.log_scale
+        self.log_scale = float(log_scale)
+        if old is None or old == self.log_scale:
+            return
+        c = math.exp(old - self.log_scale)
+        self.history = [dataclasses.replace(r, mean=r.mean * c, sdev=r.sdev * c)
+                        for r in self.history]
+        self.buffer = [(u, t * c, q) for u, t, q in self.buffer]
+        if self.call is not None:
+            for entries in self.call.get("measures", {}).values():
+                for m in entries:
+                    m[2] *= c  # Measurement.mean (kept as a list)
+            for pair in self.call.get("seen", []):
+                pair[1] = pair[1] * c
+        if self.final is not None:
+            self.final["weights"] = [w * c for w in self.final.get("weights", [])]
 
     def begin(self, kind: str, key: dict[str, Any], **fresh: Any) -> dict[str, Any]:
         """The progress record of loop ``kind`` (``"call"``, ``"train"`` or ``"final"``).
