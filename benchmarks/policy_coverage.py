@@ -65,8 +65,8 @@ import common  # noqa: E402
 import flowint  # noqa: E402
 import integrands  # noqa: E402
 
-__all__ = ["CASES", "COLUMNS", "CSV_COLUMNS", "GROUPS", "REFERENCE", "coverage_t", "main",
-           "reference", "run_one", "summarize"]
+__all__ = ["CASES", "COLUMNS", "CSV_COLUMNS", "GROUPS", "REFERENCE", "coverage_misses",
+           "coverage_t", "main", "reference", "run_one", "summarize"]
 
 #: (registry specification, relative error target of the ``rtol`` group). The targets sit
 #: near what the policy reaches in ~3·10⁴–10⁵ calls, so the runs stop early (optional stopping)
@@ -195,6 +195,33 @@ def reference(rows: Sequence[dict[str, Any]]) -> dict[int, tuple[float, float]]:
         ps = [coverage_t(k, d) for d in dofs]
         out[k] = (float(np.mean(ps)), math.sqrt(sum(p * (1 - p) for p in ps)) / len(ps))
     return out
+
+
+def coverage_misses(rows: Sequence[dict[str, Any]], n_sd: float = 3.0) -> list[str]:
+    """The levels at which the share of runs within ``kσ`` lies outside :func:`reference` ±
+    ``n_sd`` binomial standard deviations, two-sided: ``[]`` when the error bars pass.
+
+    Each entry reads like ``"1σ low: 57.7 % within, reference 67.1 ± 7.7 % (3 sd)"``: ``low``
+    (too few runs inside: error bars too small) or ``high`` (too many: too large). A run
+    whose pull is not finite (a run that raised) counts as outside every interval.
+
+    Arguments:
+        rows: runs with a ``pull`` and a ``randomizations`` entry (:func:`run_one`'s rows).
+        n_sd: width of the band in binomial standard deviations.
+    """
+    if not rows:
+        raise ValueError("no runs to check")
+    pulls = np.array([r["pull"] for r in rows], dtype=float)
+    inside = np.isfinite(pulls)
+    ref = reference(rows)
+    misses = []
+    for k in LEVELS:
+        share = float(np.sum(np.abs(pulls[inside]) < k)) / len(rows)
+        p, sd = ref[k]
+        if abs(share - p) > n_sd * sd:
+            misses.append(f"{k}σ {'low' if share < p else 'high'}: {100 * share:.1f} % within, "
+                          f"reference {100 * p:.1f} ± {100 * n_sd * sd:.1f} % ({n_sd:g} sd)")
+    return misses
 
 
 def summarize(rows: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:

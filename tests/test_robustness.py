@@ -4,7 +4,8 @@ in ``tests/test_splines.py``).
 * a non-finite loss or gradient during training rolls the flow back to its last good state and
   halves the learning rate, instead of crashing or poisoning the flow;
 * float32 training in 64 and 128 dimensions stays finite;
-* extremely narrow peaks (width 1e-3 in 2-d, 1e-2 in 8-d) give no NaN anywhere in the result.
+* extremely narrow peaks (width 1e-3 in 2-d, 1e-2 in 8-d) give no NaN anywhere in the result,
+  and a warning that the number is not to be trusted.
 
 Budgets and settings are explicit and small; seeds are fixed.
 """
@@ -150,25 +151,38 @@ def _assert_no_nan(r: Result) -> None:
     assert math.isfinite(r.mean) and math.isfinite(r.sdev)
 
 
-@pytest.mark.parametrize("width, dim", [(1e-3, 2), (1e-2, 8)], ids=["2d-1e-3", "8d-1e-2"])
-def test_extreme_peak_gives_no_nan(width: float, dim: int) -> None:
+#: The warning that says the flow missed the peak (and the error bar may be too small).
+MISSED = "the flow may have missed part of the integrand"
+#: The warning of a run that never saw the peak at all.
+ZERO = "the integrand was zero at every sampled point"
+
+
+# These peaks are far too narrow for the flow of ``SMALL`` (8 hidden units, two gradient steps
+# per batch) to learn from 8000 training calls: the premise of each test is that the run ends
+# without a NaN *and* says that its number is not to be trusted, with the warning that fits
+# (the estimate itself is then wrong or its error bar meaningless, see the comments).
+@pytest.mark.parametrize("width, dim, warning", [(1e-3, 2, MISSED), (1e-2, 8, ZERO)],
+                         ids=["2d-1e-3", "8d-1e-2"])
+def test_extreme_peak_gives_no_nan(width: float, dim: int, warning: str) -> None:
+    # observed: 2d-1e-3 gives 6.8(59)e-08 against 1 with an effective sample size of 1.3;
+    # 8d-1e-2 gives 0(0): no sampled point ever reached the peak
     f, exact = _narrow_peak(width, dim)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         r = integrate(f, dim, budget=12_000, n_train=8000, seed=4, batch_size=1000,
                       steps_per_batch=2, **SMALL)
     _assert_no_nan(r)
-    # Either the peak was found and the estimate is consistent, or the result says it is not
-    # to be trusted.
-    assert abs(r.mean - exact) < 5 * r.sdev or r.warnings, (str(r), exact)
+    assert any(warning in w for w in r.warnings), (str(r), exact, r.warnings)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_extreme_peak_float32_and_float64(dtype: torch.dtype) -> None:
+    # observed: float32 gives 0.0020(14) against 1 (effective sample size 1.9), float64
+    # 3.1(31) (one point carries 99.6 % of the weight): both must say so
     f, exact = _narrow_peak(3e-3, 2)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         r = integrate(f, 2, budget=12_000, n_train=8000, seed=5, batch_size=1000, dtype=dtype,
                       steps_per_batch=2, **SMALL)
     _assert_no_nan(r)
-    assert abs(r.mean - exact) < 5 * r.sdev or r.warnings
+    assert any(MISSED in w for w in r.warnings), (str(r), exact, r.warnings)
