@@ -119,13 +119,11 @@ def test_infinite_variance_weights_give_a_wrong_error_bar_that_is_flagged(heavy_
     assert any("Pareto tail index" in w for w in r.warnings), r.warnings
 
 
-@pytest.mark.xfail(strict=True, reason="the χ² that dropped the training iterations is only a "
-                   "Python warning: Result.chi2/Q/chi2_tests then describe the quasi-random "
-                   "randomizations alone and Result.warnings does not mention it (issue 13)")
 def test_the_failed_chi2_is_recorded_in_the_result(heavy_tail):
     r, _ = heavy_tail
-    recorded_q = bool(r.chi2_tests) and r.Q < 1e-3
-    assert recorded_q or any(DISAGREE in w for w in r.warnings), (r.Q, r.chi2_tests, r.warnings)
+    assert r.chi2_tests.startswith("training iterations against the final estimate")
+    assert "disagree" in r.chi2_tests and r.Q < 1e-3 and r.n_evals_reused == 0
+    assert any(DISAGREE in w for w in r.warnings), (r.Q, r.chi2_tests, r.warnings)
 
 
 def test_undersampled_narrow_peak_gives_a_wrong_error_bar_that_is_flagged(

@@ -145,7 +145,8 @@ def combine_pieces(final: Piece, pieces: Sequence[Piece], q_min: float = 1e-3) -
 
     The weights ``1 / planned_var`` were fixed before each draw, so the combination is
     unbiased. When the pieces and the final estimate are inconsistent (``Q < q_min``), the
-    pieces are dropped with a warning: the final estimate alone is returned.
+    pieces are dropped: the final estimate alone is returned, with the failed ``chi2`` and
+    ``dof`` and ``used = 0`` (the caller reports it; see :func:`flowint.run.report`).
     """
     parts = [p for p in (*pieces, final) if p.planned_var > 0 and math.isfinite(p.planned_var)
              and p.sdev >= 0 and math.isfinite(p.sdev)]
@@ -167,9 +168,6 @@ def combine_pieces(final: Piece, pieces: Sequence[Piece], q_min: float = 1e-3) -
         chi2 = sum(w * (p.mean / scale - centre) ** 2 for w, p in zip(iv, tested, strict=True))
     dof = max(len(tested) - 1, 0)
     if dof > 0 and chi2_q(chi2, dof) < q_min:
-        warnings.warn(f"the training iterations disagree with the final estimate (chi2/dof "
-                      f"{chi2 / dof:.3g}); they are left out of the result", RuntimeWarning,
-                      stacklevel=4)
         return Combined(final.mean, final.sdev, chi2, dof, 0)
     return Combined(mean * scale, math.sqrt(var) * scale, chi2, dof, len(parts) - 1)
 

@@ -41,20 +41,30 @@ def build_result(driver: CallDriver, call: dict[str, Any], action: Action,
     n_final = int(w_all.shape[0])
     reused = 0
     tests = "" if qmc and len(weights) > 1 else "final iterations against each other"
+    dropped = ""
     if pieces and w_all.ndim == 1:
         final = Piece(n_final, mean, sdev, float(action.planned_var))
         combined = combine_pieces(final, pieces)
+        if combined.dof > 0:  # the training iterations were tested against the final
+            chi2, dof, q_value = combined.chi2, combined.dof, combined.Q
+            tests = "training iterations against the final estimate"
         if combined.used:
             mean, sdev = combined.mean, combined.sdev
-            chi2, dof, q_value = combined.chi2, combined.dof, combined.Q
             reused = sum(p.n for p in pieces)
-            tests = "training iterations against the final estimate"
+        elif combined.dof > 0:
+            tests += " (they disagree: left out of the estimate)"
+            dropped = (f"the training iterations disagree with the final estimate (chi2/dof "
+                       f"{combined.chi2 / combined.dof:.3g}, Q {combined.Q:.2g}): they are left "
+                       "out, and the sampler may have found part of the integrand late; the "
+                       "error bar may be too small")
     w0 = w_all if w_all.ndim == 1 else w_all[:, 0]
     diag = weight_diagnostics(w0)
     per_component = component_diagnostics(w_all, comps, cov)
     if per_component:  # vector integrands: every component's warnings, each named
         diag["warnings"] = tuple(f"component {k}: {msg}" for k, d in enumerate(per_component)
                                  for msg in d.pop("warnings"))
+    if dropped:
+        diag["warnings"] = (dropped, *diag["warnings"])
     if mean == 0.0 and sdev == 0.0:
         diag["warnings"] = diag["warnings"] + (
             "the integrand was zero at every sampled point; the result is 0 ± 0",)
