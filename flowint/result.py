@@ -116,7 +116,8 @@ class Result:
             before their draw; see :mod:`flowint.run.estimator`).
         chi2_tests: what ``chi2`` and ``Q`` test: ``"training iterations against the final
             estimate"`` (with ``" (they disagree: left out of the estimate)"`` appended when
-            ``Q < 1e-3``: the estimate is then the final one alone, and ``warnings`` says so), ``"final iterations against each other"`` (i.i.d. final points), or
+            ``Q < 1e-3``: the estimate is then the final one alone, and ``warnings`` says so),
+            ``"final iterations against each other"`` (i.i.d. final points), or
             ``""`` when they test nothing (quasi-random randomizations alone: ``chi2`` is then
             computed with the i.i.d. variance and is far below its dof by construction).
         log_mean: ``log(mean)``: with ``log=True`` computed without forming ``mean`` (which
