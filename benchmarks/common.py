@@ -55,6 +55,7 @@ __all__ = [
     "fmt",
     "load_rows",
     "save_rows_comment",
+    "write_atomic",
     "run_flowint",
     "run_flowint_budget",
     "run_madnis",
@@ -697,6 +698,15 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
 # Rows are also kept inside the markdown file, one JSON object per HTML comment, so that an
 # interrupted run can resume from the file it was writing.
 _ROW_TAG = "<!-- row "
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a results file whole: to a temporary file beside it, then renamed over it, so a
+    run killed while writing leaves the previous version."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def save_rows_comment(rows: Iterable[dict[str, Any]]) -> str:

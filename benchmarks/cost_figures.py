@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 import time
@@ -144,10 +143,7 @@ def write(path: Path, rows: list[dict[str, Any]], specs: Sequence[str], pngs: di
             text += f"![{spec}]({pngs[spec].name})\n\n"
         text += data_table(rows, spec)
     text += NOTES + "\n" + common.save_rows_comment(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    common.write_atomic(path, text)
 
 
 def build_parser() -> argparse.ArgumentParser:

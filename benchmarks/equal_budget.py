@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -131,10 +130,7 @@ def write(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
     text = common.header("Equal-budget comparison", command, settings)
     text += "\n" + tables(rows) + NOTES.format(limit=SEPARABLE_LIMIT)
     text += "\n" + common.save_rows_comment(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    common.write_atomic(path, text)
 
 
 def build_parser() -> argparse.ArgumentParser:

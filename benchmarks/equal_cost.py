@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -411,10 +410,7 @@ def write(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
     text = common.header("Equal-cost comparison (same total calls, each method's own recipe)",
                          command, settings)
     text += tables(rows) + "\n" + common.save_rows_comment(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    common.write_atomic(path, text)
 
 
 # ---------------------------------------------------------------------------- command line

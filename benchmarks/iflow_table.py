@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -206,10 +205,7 @@ def write(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
         text += ("\n**Target differs from the paper's: published counts are shown for "
                  "orientation only and are not compared.**\n")
     text += "\n" + common.save_rows_comment(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    common.write_atomic(path, text)
 
 
 def parse_count(text: str) -> int:
