@@ -28,11 +28,14 @@ Usage::
     python benchmarks/evidence.py --quick               # the 2-D problems, 2 seeds
     python benchmarks/evidence.py --problems eggbox shells_10d --seeds 1 2 3
     python benchmarks/evidence.py --methods nautilus dynesty --budget 1e5
+    python benchmarks/evidence.py --problems gaussian_16d --timeout 3600
 
 Writes ``results/evidence.md`` (another file with ``--out``), rewritten after every run; rows
 are also stored in the file as JSON, and a rerun skips the (problem, method, seed[, budget])
-rows already there, except failed ones (``--fresh`` starts over). ``--quick`` rows are rows of
-the full run, so a full run after ``--quick`` reuses them.
+rows already there, except failed ones (``--fresh`` starts over). ``--timeout`` caps each run's
+wall seconds (checked at each likelihood call; default: no limit, the peers' own stopping
+rules); a run past it is recorded as a timeout and rerun only under a longer limit.
+``--quick`` rows are rows of the full run, so a full run after ``--quick`` reuses them.
 """
 
 from __future__ import annotations
@@ -72,28 +75,49 @@ F = common.as_float
 # ---------------------------------------------------------------------------- runners
 
 
-def _row(problem: EvidenceProblem, method: str, seed: int, budget: int | None) -> dict[str, Any]:
+def _row(problem: EvidenceProblem, method: str, seed: int, budget: int | None,
+         timeout: float | None) -> dict[str, Any]:
     return {"problem": problem.name, "method": method, "seed": int(seed), "budget": budget,
             "status": "ok", "truth": problem.log_z, "log_z": math.nan, "error": math.nan,
-            "calls": 0, "seconds": math.nan, "note": ""}
+            "calls": 0, "seconds": math.nan, "timeout": timeout, "note": ""}
 
 
-def _failed(row: dict[str, Any], exc: BaseException, calls: int, t0: float) -> dict[str, Any]:
-    row["status"] = f"error: {type(exc).__name__}: {exc}"[:200]
-    row["calls"], row["seconds"] = int(calls), time.perf_counter() - t0
-    return row
+class _Likelihood:
+    """A log-likelihood that counts the points it is called on and enforces a time limit.
+
+    One point (shape ``(dim,)``) counts 1, a batch ``(n, dim)`` counts ``n``. Past ``timeout``
+    seconds from construction, every call raises ``TimeoutError`` (and sets ``timed_out``, so
+    the limit is recognised even when the method wraps the exception in its own).
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], timeout: float | None) -> None:
+        self.fn, self.timeout = fn, timeout
+        self.calls = 0
+        self.timed_out = False
+        self.t0 = time.perf_counter()
+
+    def __call__(self, theta: Any) -> Any:
+        if self.timeout is not None and time.perf_counter() - self.t0 > self.timeout:
+            self.timed_out = True
+            raise TimeoutError(f"time limit of {self.timeout:g} s reached")
+        self.calls += 1 if len(theta.shape) == 1 else int(theta.shape[0])
+        return self.fn(theta)
+
+    def finish(self, row: dict[str, Any], exc: BaseException | None = None) -> dict[str, Any]:
+        """Fill ``calls`` and ``seconds`` (and ``status`` after an exception ``exc``)."""
+        row["calls"], row["seconds"] = self.calls, time.perf_counter() - self.t0
+        if self.timed_out:
+            row["status"] = f"timeout ({self.timeout:g} s)"
+        elif exc is not None:
+            row["status"] = f"error: {type(exc).__name__}: {exc}"[:200]
+        return row
 
 
-def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int = BUDGET) -> dict[str, Any]:
+def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int = BUDGET,
+                timeout: float | None = None) -> dict[str, Any]:
     """flowint in log space with the prior transform, ``budget`` likelihood calls at most."""
-    row = _row(problem, "flowint", seed, int(budget))
-    calls = [0]
-
-    def log_l(theta: Any) -> Any:  # torch in, torch out (numpy in, numpy out)
-        calls[0] += int(theta.shape[0])
-        return problem.log_likelihood(theta)
-
-    t0 = time.perf_counter()
+    row = _row(problem, "flowint", seed, int(budget), timeout)
+    log_l = _Likelihood(problem.log_likelihood, timeout)  # torch in, torch out
     try:
         import flowint
 
@@ -101,26 +125,19 @@ def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int = BUDGET) ->
                                 budget=int(budget), seed=seed, progress=False)
         row["log_z"], row["error"] = float(res.log_mean), float(res.log_sdev)
     except Exception as exc:  # a failure is a result too: record it, go on
-        return _failed(row, exc, calls[0], t0)
-    row["seconds"] = time.perf_counter() - t0
-    row["calls"] = calls[0]
+        return log_l.finish(row, exc)
+    log_l.finish(row)
     reported = int(getattr(res, "n_evals", -1))
     row["note"] = f"method {getattr(res, 'method', '?')}" + (
-        f"; reports {reported:,} calls" if reported != calls[0] else "")
+        f"; reports {reported:,} calls" if reported != row["calls"] else "")
     return row
 
 
-def run_nautilus(problem: EvidenceProblem, seed: int, **_: Any) -> dict[str, Any]:
+def run_nautilus(problem: EvidenceProblem, seed: int, *, timeout: float | None = None,
+                 **_: Any) -> dict[str, Any]:
     """nautilus with its defaults; error ``1/sqrt(n_eff)`` (the nautilus FAQ)."""
-    row = _row(problem, "nautilus", seed, None)
-    calls = [0]
-
-    def log_l(theta: np.ndarray) -> np.ndarray:  # vectorized: (n, dim) -> (n,)
-        theta = np.asarray(theta, dtype=np.float64)
-        calls[0] += 1 if theta.ndim == 1 else int(theta.shape[0])
-        return problem.log_likelihood_numpy(theta)
-
-    t0 = time.perf_counter()
+    row = _row(problem, "nautilus", seed, None, timeout)
+    log_l = _Likelihood(problem.log_likelihood_numpy, timeout)  # vectorized: (n, dim) -> (n,)
     try:
         from nautilus import Sampler
 
@@ -130,23 +147,17 @@ def run_nautilus(problem: EvidenceProblem, seed: int, **_: Any) -> dict[str, Any
         n_eff = float(sampler.n_eff)
         row["log_z"], row["error"] = float(sampler.log_z), 1.0 / math.sqrt(n_eff)
     except Exception as exc:
-        return _failed(row, exc, calls[0], t0)
-    row["seconds"] = time.perf_counter() - t0
-    row["calls"] = calls[0]
+        return log_l.finish(row, exc)
+    log_l.finish(row)
     row["note"] = f"n_eff {n_eff:,.0f}" + ("" if finished else "; stopped early")
     return row
 
 
-def run_dynesty(problem: EvidenceProblem, seed: int, **_: Any) -> dict[str, Any]:
+def run_dynesty(problem: EvidenceProblem, seed: int, *, timeout: float | None = None,
+                **_: Any) -> dict[str, Any]:
     """dynesty's static nested sampler with its defaults; ``logz[-1]`` and ``logzerr[-1]``."""
-    row = _row(problem, "dynesty", seed, None)
-    calls = [0]
-
-    def log_l(theta: np.ndarray) -> float:  # one point at a time
-        calls[0] += 1
-        return problem.log_likelihood_numpy(theta)
-
-    t0 = time.perf_counter()
+    row = _row(problem, "dynesty", seed, None, timeout)
+    log_l = _Likelihood(problem.log_likelihood_numpy, timeout)  # one point at a time
     try:
         import dynesty
 
@@ -156,9 +167,8 @@ def run_dynesty(problem: EvidenceProblem, seed: int, **_: Any) -> dict[str, Any]
         res = sampler.results
         row["log_z"], row["error"] = float(res.logz[-1]), float(res.logzerr[-1])
     except Exception as exc:
-        return _failed(row, exc, calls[0], t0)
-    row["seconds"] = time.perf_counter() - t0
-    row["calls"] = calls[0]
+        return log_l.finish(row, exc)
+    log_l.finish(row)
     row["note"] = f"{int(res.niter):,} iterations"
     return row
 
@@ -253,7 +263,7 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
             deltas = [abs(_delta(r)) for r in good]
             body.append([
                 prob, label, len(runs),
-                f"{wrong}/{len(good)}" + (f" ({failed} failed)" if failed else ""),
+                f"{wrong}/{len(good)}" + (f" ({failed} not finished)" if failed else ""),
                 common.fmt(_median(deltas), 2), common.fmt(max(deltas, default=math.nan), 2),
                 common.fmt(_median([F(r["error"]) for r in good]), 2),
                 common.fmt(max((_pull(r) for r in good), default=math.nan), 2),
@@ -322,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--budget", type=_count, default=BUDGET,
                    help="flowint's likelihood calls (the peers stop by their own rules)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="wall seconds per run (default: none); a run past it is recorded as "
+                        "a timeout, kept on a rerun unless the new limit is longer")
     p.add_argument("--out", type=Path, default=common.RESULTS_DIR / "evidence.md")
     p.add_argument("--fresh", action="store_true", help="ignore rows already in --out")
     return p
@@ -342,6 +355,7 @@ def _settings(args: argparse.Namespace, problems: Sequence[str],
         "dynesty version": common._version("dynesty"),
         "scikit-learn version": common._version("sklearn"),
         "confidently wrong": f"|Δ log Z| > {WRONG:g} × own error",
+        "time limit per run": f"{args.timeout:g} s" if args.timeout else "none",
     }
 
 
@@ -354,7 +368,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         argv if argv is not None else sys.argv[1:])
     out = args.out
     old = [] if args.fresh else common.load_rows(out)
-    done = {_key(r): r for r in old if r["status"] == "ok"}  # failed rows are run again
+    # kept: finished rows, and rows that hit a time limit at least as long as this run's;
+    # failed rows are run again
+    done = {_key(r): r for r in old if r["status"] == "ok" or (
+        r["status"].startswith("timeout") and args.timeout is not None
+        and args.timeout <= F(r.get("timeout")))}
     plan = [(prob, m, s) for prob in problems for s in seeds for m in args.methods]
     rows: list[dict[str, Any]] = []
     used: set[tuple] = set()
@@ -372,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             print(f"{label}: already in {out}, skipped", flush=True)
             continue
         print(f"{label} ...", flush=True)
-        row = RUNNERS[method](EVIDENCE_PROBLEMS[prob], seed, budget=args.budget)
+        row = RUNNERS[method](EVIDENCE_PROBLEMS[prob], seed, budget=args.budget,
+                              timeout=args.timeout)
         rows.append(row)
         write(out, current(), settings, command)
         print(f"    {row['status']}: log Z {common.fmt(F(row['log_z']), 6)}, Δ "

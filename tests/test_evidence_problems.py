@@ -282,8 +282,8 @@ def test_benchmark_tables_flags_and_resume(tmp_path, monkeypatch) -> None:
     def fake(method: str, offset: float, error: float):
         def run(problem, seed, **kw):
             calls.append((problem.name, method, seed))
-            row = evidence._row(problem, method, seed, kw["budget"] if method == "flowint"
-                                else None)
+            row = evidence._row(problem, method, seed,
+                                kw["budget"] if method == "flowint" else None, kw["timeout"])
             row.update(log_z=problem.log_z + offset, error=error, calls=100 * seed, seconds=0.5)
             return row
         return run
@@ -306,4 +306,15 @@ def test_benchmark_tables_flags_and_resume(tmp_path, monkeypatch) -> None:
     assert len(calls) == 6
     evidence.main(argv[:-2] + ["--budget", "2e3", "--out", str(out)])  # a new flowint budget
     assert len(calls) == 8 and len(evidence.main(argv + ["--methods", "dynesty"])) == 8
+    # a time limit is a recorded outcome, checked at each likelihood call
+    limited = evidence._Likelihood(EVIDENCE_PROBLEMS["eggbox"].log_likelihood_numpy, 0.0)
+    with pytest.raises(TimeoutError):
+        limited(np.zeros(2))
+    row = limited.finish(evidence._row(EVIDENCE_PROBLEMS["eggbox"], "x", 1, None, 0.0),
+                         RuntimeError("wrapped"))
+    assert row["status"] == "timeout (0 s)" and row["calls"] == 0
+    counted = evidence._Likelihood(EVIDENCE_PROBLEMS["eggbox"].log_likelihood_numpy, None)
+    counted(np.zeros(2))
+    counted(np.zeros((5, 2)))
+    assert counted.calls == 6
     del sys.modules["evidence"]
