@@ -106,6 +106,7 @@ class _Likelihood:
     def finish(self, row: dict[str, Any], exc: BaseException | None = None) -> dict[str, Any]:
         """Fill ``calls`` and ``seconds`` (and ``status`` after an exception ``exc``)."""
         row["calls"], row["seconds"] = self.calls, time.perf_counter() - self.t0
+        row["load"] = os.getloadavg()[0]  # the machine's 1-min load average as the run ends
         if self.timed_out:
             row["status"] = f"timeout ({self.timeout:g} s)"
         elif exc is not None:
@@ -225,6 +226,13 @@ def _label(row: dict[str, Any]) -> str:
     return row["method"] + (f" (B={row['budget']:,})" if row.get("budget") else "")
 
 
+def _note(row: dict[str, Any]) -> str:
+    parts = [row["note"]] if row.get("note") else []
+    if row.get("load") is not None:
+        parts.append(f"load {F(row['load']):.1f}")
+    return "; ".join(parts) or "—"
+
+
 PROBLEM_COLUMNS = ["method", "seed", "log Z", "Δ log Z", "error", "pull", "calls", "seconds",
                    "verdict", "note"]
 
@@ -239,7 +247,7 @@ def problem_table(rows: Sequence[dict[str, Any]]) -> str:
         body.append([_label(r), r["seed"], common.fmt(F(r["log_z"]), 6) if ok else "—",
                      common.fmt(_delta(r), 2), common.fmt(F(r["error"]), 2),
                      common.fmt(_pull(r), 2), r["calls"], common.fmt(F(r["seconds"]), 3),
-                     _verdict(r), r.get("note") or "—"])
+                     _verdict(r), _note(r)])
     return common.markdown_table(PROBLEM_COLUMNS, body)
 
 
@@ -277,10 +285,11 @@ NOTES = """
 `log_sdev`, nautilus 1/√n_eff as its documentation advises, dynesty `logzerr`); pull =
 abs Δ / error, and a pull above {wrong:g} marks a run **confidently wrong**. Calls are counted by
 a wrapper around the likelihood; seconds are wall time of the whole run on this machine (one
-thread per process). Truths (`integrands/evidence.py`): Gaussian shells exact (closed-form
-radial integral; MultiNest Table 2: −1.75, −14.59), egg box 235.8559403 (periodic trapezoidal
-rule; MultiNest's 235.88 is 0.024 high), the Gaussians −d log 2 (normalised densities, box
-truncation < 1e-40).
+thread per process; "load" in the notes is the machine's 1-minute load average as the run
+ended, where recorded: wall seconds grow with it on a shared machine). Truths
+(`integrands/evidence.py`): Gaussian shells exact (closed-form radial integral; MultiNest
+Table 2: −1.75, −14.59), egg box 235.8559403 (periodic trapezoidal rule; MultiNest's 235.88
+is 0.024 high), the Gaussians −d log 2 (normalised densities, box truncation < 1e-40).
 """
 
 
@@ -354,7 +363,7 @@ def _settings(args: argparse.Namespace, problems: Sequence[str],
         "nautilus version": common._version("nautilus"),
         "dynesty version": common._version("dynesty"),
         "scikit-learn version": common._version("sklearn"),
-        "confidently wrong": f"|Δ log Z| > {WRONG:g} × own error",
+        "confidently wrong": f"abs Δ log Z > {WRONG:g} × own error",
         "time limit per run": f"{args.timeout:g} s" if args.timeout else "none",
     }
 
