@@ -166,3 +166,15 @@ def test_reused_training_is_unbiased_over_seeds():
     t = torch.tensor(pulls)
     assert abs(float(t.mean())) < 5 / math.sqrt(len(pulls))
     assert float(t.abs().max()) < 5
+
+
+def test_training_trend_survives_a_zero_spread_before():
+    """Older iterations whose weights were all equal (or all zero) give rel_std 0: the rate
+    is then unknown (0), not a math domain error (seen on a 16-D evidence problem)."""
+    from flowint.result import IterationRecord
+    from flowint.run.policy import Policy
+
+    older = [IterationRecord("train", 100, 0.0, 0.0, 0.0) for _ in range(4)]
+    newer = [IterationRecord("train", 100, 1.0, 0.1, 2.0) for _ in range(4)]
+    rho, mean, rate = Policy.training_trend(older + newer)
+    assert rho == 2.0 and mean == 1.0 and rate == 0.0

@@ -211,7 +211,7 @@ class Policy:
         mean = abs(_median([r.mean for r in newer]))
         calls = 0.5 * (sum(r.n for r in older) + sum(r.n for r in newer))
         rate = 0.0
-        if rho > 0 and math.isfinite(rho) and math.isfinite(before) and calls > 0:
+        if rho > 0 and before > 0 and math.isfinite(rho) and math.isfinite(before) and calls > 0:
             rate = max(0.0, math.log(before / rho) / calls)
         return rho, mean, rate
 
