@@ -320,10 +320,7 @@ def write(path: Path, rows: Sequence[dict[str, Any]], settings: dict[str, Any],
     text = common.header("Bayesian evidence: flowint, nautilus and dynesty on known log Z",
                          command, settings)
     text += tables(rows) + "\n" + common.save_rows_comment(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    common.write_atomic(path, text)
 
 
 def _count(s: str) -> int:

@@ -155,7 +155,8 @@ def _draw(integ: Integrator, flow: Any, f: Callable, n: int, gen: torch.Generato
           component: int | None) -> WeightedSamples:
     """:func:`weighted_samples` with a given frozen flow and generator."""
     u, log_q = flow.sample(n, seed=gen)  # Flow.sample draws without gradients
-    fx = integ.wrap(f)(u)
+    wrapped = integ.wrap(f)
+    fx = wrapped(u)
     if fx.ndim == 2:
         k = 0 if component is None else int(component)
         if not 0 <= k < fx.shape[1]:
@@ -164,7 +165,6 @@ def _draw(integ: Integrator, flow: Any, f: Callable, n: int, gen: torch.Generato
     elif component not in (None, 0):
         raise ValueError("component is only for vector integrands")
     log_q = log_q.to(torch.float64)
-    wrapped = integ.wrap(f)
     log_scale = 0.0
     if wrapped.log:  # weights exp(log f - log q - scale), on the run's scale when it has one
         finite = fx[torch.isfinite(fx)]

@@ -17,14 +17,13 @@ old size of this test, caught them in 48 % and 12 %). About 15 min on an idle co
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from _bench import load_benchmark
 from scipy import stats
 
 pytestmark = pytest.mark.slow
@@ -40,19 +39,9 @@ CHECKED = ("flowint-qmc", "flowint-iid", "vegas-frozen")
 N_SD = 3.0
 
 
-def _load_benchmark() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
-    spec = importlib.util.spec_from_file_location("flowint_coverage_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def study() -> tuple[ModuleType, list]:
-    cov = _load_benchmark()
+    cov = load_benchmark("coverage")
     runs = cov.run_study(CASES, list(range(1000, 1000 + N_SEEDS)), cov.Budget(), workers=1,
                          verbose=False)
     return cov, runs

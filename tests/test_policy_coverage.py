@@ -16,28 +16,14 @@ two-sided, at three binomial standard deviations (:func:`coverage_misses`).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from _bench import load_benchmark
 
-
-def _load_study() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "policy_coverage.py"
-    spec = importlib.util.spec_from_file_location("flowint_policy_coverage_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pc = _load_study()
+pc = load_benchmark("policy_coverage")
 
 
 def _scaled(rows: list[dict[str, Any]], factor: float) -> list[dict[str, Any]]:
