@@ -10,12 +10,13 @@ import torch
 __all__ = ["load_plain"]
 
 
-def load_plain(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
+def load_plain(path: str | os.PathLike, fmt: str | tuple[str, ...],
+               what: str) -> dict[str, Any]:
     """Load a torch file of plain data onto the CPU and check its ``format`` tag.
 
     Arguments:
         path: the file.
-        fmt: the expected value of the file's ``"format"`` entry.
+        fmt: the expected value of the file's ``"format"`` entry (or a tuple of them).
         what: how errors name the expected kind of file (``"flowint checkpoint"``).
 
     Raises:
@@ -28,6 +29,11 @@ def load_plain(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
         raise
     except Exception as exc:  # not a torch file, or one holding more than plain data
         raise ValueError(f"{path} is not a {what} ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != fmt:
-        raise ValueError(f"{path} is not a {what}")
+    accepted = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    if not isinstance(blob, dict) or blob.get("format") not in accepted:
+        found = blob.get("format") if isinstance(blob, dict) else None
+        raise ValueError(f"{path} is not a {what}" + (
+            f" (format {found!r}; this version reads {', '.join(accepted)})"
+            if isinstance(found, str) and found.split("/")[0] == accepted[0].split("/")[0]
+            else ""))
     return blob

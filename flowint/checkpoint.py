@@ -41,10 +41,14 @@ from ._io import load_plain
 from .flows import Flow, build_flow
 
 __all__ = ["FORMAT", "checkpoint_state", "read_checkpoint", "resume", "save_checkpoint",
-           "saved_flow", "saved_settings"]
+           "saved_flow", "saved_settings", "upgrade"]
 
 #: The ``format`` tag of checkpoint files (and of ``Integrator.state_dict()``).
-FORMAT = "flowint.checkpoint/2"
+FORMAT = "flowint.checkpoint/3"
+
+#: Older formats :func:`read_checkpoint` converts: ``/2`` kept the buffer's training targets
+#: themselves (in units of ``exp(log_scale)``), ``/3`` keeps their logarithms.
+_OLDER = ("flowint.checkpoint/2",)
 
 # Settings whose change between the interrupted run and the resumed one cannot alter results.
 _HARMLESS = {"progress", "executor", "checkpoint", "checkpoint_every", "device", "max_batch",
@@ -94,7 +98,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: the file is not a flowint checkpoint.
     """
-    return load_plain(path, FORMAT, "flowint checkpoint")
+    return upgrade(load_plain(path, (FORMAT, *_OLDER), "flowint checkpoint"))
+
+
+def upgrade(blob: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of an older format (:data:`_OLDER`) in the current one (others: as is).
+
+    ``/2`` to ``/3``: the buffer's training targets replaced by their logarithms.
+    """
+    if not isinstance(blob, dict) or blob.get("format") != "flowint.checkpoint/2":
+        return blob
+    blob, state = dict(blob), dict(blob["state"])
+    shift = state.get("log_scale") or 0.0
+    state["buffer"] = [[u, torch.log(t.to(torch.float64)) + shift, q]
+                       for u, t, q in state.get("buffer", [])]
+    blob["state"], blob["format"] = state, FORMAT
+    return blob
 
 
 def resume(integ: Any, path: str | os.PathLike) -> bool:

@@ -282,7 +282,9 @@ class Integrator:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (the flow's architecture must match)."""
+        """Restore what :meth:`state_dict` saved (the flow's architecture must match; a
+        state of an older checkpoint format is converted)."""
+        state = _ckpt.upgrade(state)
         if state.get("format") != _ckpt.FORMAT:
             raise ValueError("not a flowint integrator state")
         if state["dim"] != self.dim:

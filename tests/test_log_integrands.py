@@ -60,11 +60,12 @@ def test_log_mode_agrees_with_the_plain_integrand():
 
 
 def test_scale_rises_when_a_batch_exceeds_it_and_stored_values_follow():
+    """Values in units of the scale move with it; the buffer's log targets stay."""
     state = RunState(log_scale=-800.0)
     rec = flowint.IterationRecord("train", 10, 2.0, 0.5, 0.3)
     state.history.append(rec)
-    state.buffer.append((torch.zeros(2, 1), torch.tensor([4.0, 1.0], dtype=torch.float64),
-                         torch.zeros(2)))
+    log_t = torch.tensor([-796.0, -799.0], dtype=torch.float64)  # log targets: no unit
+    state.buffer.append((torch.zeros(2, 1), log_t.clone(), torch.zeros(2)))
     state.call = {"measures": {"identity": [list(Measurement(8, 4, 3.0, 0.1, 0.2))]},
                   "seen": [[torch.zeros(1, 1), torch.tensor([6.0], dtype=torch.float64)]]}
     state.final = {"weights": [torch.tensor([5.0], dtype=torch.float64)]}
@@ -72,7 +73,7 @@ def test_scale_rises_when_a_batch_exceeds_it_and_stored_values_follow():
     assert state.history[0].mean == pytest.approx(1.0)
     assert state.history[0].sdev == pytest.approx(0.25)
     assert state.history[0].rel_std == rec.rel_std
-    assert state.buffer[0][1].tolist() == pytest.approx([2.0, 0.5])
+    assert state.buffer[0][1].tolist() == log_t.tolist()
     assert state.call["measures"]["identity"][0] == pytest.approx([8, 4, 1.5, 0.1, 0.2])
     assert float(state.call["seen"][0][1]) == pytest.approx(3.0)
     assert float(state.final["weights"][0]) == pytest.approx(2.5)
@@ -168,3 +169,51 @@ def test_minus_infinity_is_zero_and_nan_can_be_dropped():
     assert r.n_dropped > 0
     exact = math.log(2.0 * 0.5 * 0.999)
     assert abs(r.log_pull(exact)) < 5, (r.log_mean, r.log_sdev)
+
+
+def test_training_ranks_points_thousands_of_units_apart_in_log_f():
+    """Uniform points of a narrow 4-D Gaussian differ by up to ~5000 in ``log f``: as linear
+    values every point but the best underflows beside it, so the buffer keeps ``log f``
+    (before, only one point per batch carried weight and the 16-D evidence problem came out
+    890 units low with one point holding all the weight)."""
+    dim, width, centre = 4, 0.01, 0.45
+    norm = dim * math.log(math.sqrt(2 * math.pi) * width)
+
+    def log_f(x: torch.Tensor) -> torch.Tensor:  # a normalized Gaussian: log I = 0
+        return -((x - centre) ** 2).sum(-1) / (2 * width**2) - norm
+
+    u = torch.rand(4096, dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    spread = float(log_f(u).max() - log_f(u).min())
+    assert spread > 2000  # the premise: far beyond float64's range of exp
+    r = flowint.integrate(log_f, dim, log=True, budget=30_000, seed=1, **QUIET)
+    assert abs(r.log_pull(0.0)) < 5, (r.log_mean, r.log_sdev)
+    assert 0 < r.log_sdev < 0.05 and r.ess > 1000
+
+
+def test_a_measurement_that_saw_nothing_is_not_a_perfect_sampler():
+    """All-zero weights (values far below the scale) give infinite variances, an unreliable
+    model, and a gain of 1: the policy does not pick such a candidate for its zero error."""
+    from flowint.run.estimator import Estimator
+    from flowint.run.model import model
+
+    m = Estimator.measurement([torch.zeros(64, dtype=torch.float64) for _ in range(8)])
+    assert m.mean == 0.0 and math.isinf(m.var_mean) and math.isinf(m.var_point)
+    fitted = model([list(m)])
+    assert not fitted.reliable and fitted.gain(1000.0) == 1.0
+    seen = Estimator.measurement([torch.rand(64, dtype=torch.float64,
+                                             generator=torch.Generator().manual_seed(i))
+                                  for i in range(8)])
+    assert model([list(seen)]).reliable
+
+
+def test_pieces_far_below_the_final_estimate_do_not_overflow_the_consistency_test():
+    """Training pieces rescaled to ``e^-700`` of the final estimate: the χ² is computed
+    without overflow, finds them inconsistent, and leaves them out."""
+    from flowint.run.estimator import combine_pieces
+    from flowint.run.state import Piece
+
+    final = Piece(1000, 1.0, 0.01, 1e-4)
+    tiny = [Piece(1000, 1e-300, 1e-302, 1e-4), Piece(1000, 2e-305, 1e-306, 1e-4)]
+    out = combine_pieces(final, tiny)
+    assert out.used == 0 and out.mean == 1.0 and out.sdev == 0.01
+    assert math.isfinite(out.chi2) and out.chi2 > 1e3 and out.Q < 1e-3

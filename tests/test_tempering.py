@@ -30,8 +30,8 @@ def test_temper_off_trains_on_f_itself(off):
 
 def test_narrow_peaks_start_tempered_and_end_at_beta_one():
     """On the 16-D camel the uniform start's weights have an ESS of ~3e-4 of the batch, so
-    training starts on a flattened target; beta never falls and is 1 from half the iterations
-    on."""
+    training starts on a flattened target; beta never falls and is 1 from TEMPER_END (0.9) of
+    the iterations on at the latest."""
     f = integrands.get("camel:dim=16")
     integ = Integrator(16, seed=0, **FAST)
     records = integ.train(f, 40_000)
@@ -39,7 +39,7 @@ def test_narrow_peaks_start_tempered_and_end_at_beta_one():
     assert len(betas) == 20
     assert 0.0 < betas[0] < 0.2
     assert all(b1 <= b2 for b1, b2 in zip(betas, betas[1:], strict=False))
-    assert betas[10:] == [1.0] * 10
+    assert betas[18:] == [1.0] * 2
     summary_head = integ.estimate(f, 8_000).summary().splitlines()[0]
     assert "beta" in summary_head
 
@@ -58,7 +58,7 @@ def test_tempered_ess_meets_the_threshold():
     f = integrands.get("camel:dim=16")
     integ = Integrator(16, seed=3, temper=0.25, **FAST)
     u = torch.rand(4000, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    t = f(u)
+    t = torch.log(f(u))
     integ.trainer.raise_beta(integ.state, t, torch.zeros(4000, dtype=torch.float64), 0.0)
     beta = integ.state.beta
 
@@ -82,15 +82,24 @@ def test_beta_is_kept_in_the_state():
 
 
 def test_tempered_target():
+    """``tempered`` takes ``log t`` and returns ``(t / max t) ** β`` without underflow."""
     t = torch.tensor([0.0, 1e-300, 1e-10, 2.0, 4.0], dtype=torch.float64)
-    assert torch.equal(_tempered(t, 1.0), t)
-    assert torch.equal(_tempered(t, 0.0), torch.tensor([0.0, 1, 1, 1, 1], dtype=t.dtype))
-    half = _tempered(t, 0.5)
+    log_t = torch.log(t)
+    torch.testing.assert_close(_tempered(log_t, 1.0), t / 4.0, rtol=1e-12, atol=0)
+    assert torch.equal(_tempered(log_t, 0.0), torch.tensor([0.0, 1, 1, 1, 1], dtype=t.dtype))
+    half = _tempered(log_t, 0.5)
     assert half[0] == 0 and half[-1] == 1.0
     torch.testing.assert_close(half[1:], torch.sqrt(t[1:] / 4.0), rtol=1e-12, atol=0)
     # Only the shape matters to the loss: a scaled f gives the same tempered target.
-    torch.testing.assert_close(_tempered(t * 1e200, 0.3), _tempered(t, 0.3), rtol=1e-12, atol=0)
-    assert torch.equal(_tempered(torch.zeros(3), 0.5), torch.zeros(3))
+    torch.testing.assert_close(_tempered(log_t + 460.0, 0.3), _tempered(log_t, 0.3),
+                               rtol=1e-12, atol=0)
+    assert torch.equal(_tempered(torch.full((3,), -math.inf), 0.5), torch.zeros(3,
+                                                                                dtype=t.dtype))
+    # targets known only as logarithms, thousands apart, keep their ratios
+    far = torch.tensor([-13000.0, -13001.0, -20000.0], dtype=torch.float64)
+    torch.testing.assert_close(_tempered(far, 1.0)[:2], torch.tensor([1.0, math.exp(-1.0)],
+                                                                      dtype=t.dtype))
+    torch.testing.assert_close(_tempered(far, 0.001), torch.exp(0.001 * (far - far[0])))
 
 
 @pytest.mark.slow

@@ -283,7 +283,7 @@ class AdaptiveCollocation:
                 grid.adapt(u, (target * torch.exp(-log_q0)) ** 2)
             self.state.warmed += 1
         lr = self.trainer.learning_rate(self.state, 0.0)  # constant (halved after a rollback)
-        value = self.trainer.step(self.state, u, target, log_q0, lr)
+        value = self.trainer.step(self.state, u, torch.log(target.to(torch.float64)), log_q0, lr)
         rec = IterationRecord("train", n, mean, std / math.sqrt(n),
                               std / abs(mean) if mean else math.inf, value, lr,
                               time.perf_counter() - t0)

@@ -47,6 +47,7 @@ class CallDriver:
     def __init__(self, integ: Integrator, integrand: Integrand):
         self.integ = integ
         self.f = integrand
+        self.last_log_f = torch.empty(0, dtype=torch.float64)  # log f of the last evaluation
         self.t_start = time.perf_counter()
         self.seconds0 = dict(integ.state.seconds)
 
@@ -71,7 +72,10 @@ class CallDriver:
         self.state.n_evals += int(u.shape[0])
         self.state.n_dropped += self.f.n_dropped - before
         self.state.add_seconds("f", self.f.eval_time - t_before)
-        return self.from_log(fx) if self.f.log else fx
+        if not self.f.log:
+            return fx
+        self.last_log_f = fx.to(torch.float64)  # for log_target: exp() may underflow
+        return self.from_log(fx)
 
     def from_log(self, log_f: Tensor) -> Tensor:
         """``exp(log_f - log_scale)``, the run's scale raised first if ``log_f`` needs it."""
@@ -82,6 +86,17 @@ class CallDriver:
             if state.log_scale is None or top > state.log_scale + LOG_HEADROOM:
                 state.rescale(top)
         return torch.exp(log_f - (state.log_scale or 0.0))
+
+    def log_target(self, fx: Tensor) -> Tensor:
+        """``log`` of the training target at the points just evaluated into ``fx`` (float64).
+
+        For an integrand given as a logarithm this is ``log f`` itself, as returned, so that
+        points far below the run's scale (``fx`` 0 after ``exp``) still rank against each
+        other in training; otherwise ``log`` of :meth:`target`.
+        """
+        if self.f.log:
+            return self.last_log_f
+        return torch.log(self.target(fx).to(torch.float64))
 
     def target(self, fx: Tensor) -> Tensor:
         """The non-negative function the flow is trained on (``|f|`` or a norm)."""
@@ -116,7 +131,7 @@ class CallDriver:
         if warming:
             return self._warmup(u, fx, log_q0, t0)
         lr = integ.trainer.learning_rate(self.state, position)
-        loss = integ.trainer.step(self.state, u, self.target(fx), log_q0, lr, position)
+        loss = integ.trainer.step(self.state, u, self.log_target(fx), log_q0, lr, position)
         return self.record("train", fx, log_q0, t0, loss=loss, lr=lr, beta=self.state.beta)
 
     def _warmup(self, u: Tensor, fx: Tensor, log_q: Tensor, t0: float) -> IterationRecord:
@@ -134,10 +149,11 @@ class CallDriver:
         if action.candidate == "grid" and "grid" not in call:
             call["grid"] = adapted_grid(call.pop("seen"), self.f)
         sampler = self.sampler(call, action.candidate)
-        weights, us, fxs, log_qs, scales = [], [], [], [], []
+        weights, us, fxs, log_qs, scales, log_ts = [], [], [], [], [], []
         for _ in range(action.k):
             u, log_q = self.integ.estimator.draw(self.state, sampler, action.n, qmc=True)
             fx = self.evaluate(u)
+            log_ts.append(self.log_target(fx))
             weights.append(Estimator.weights(fx, log_q))
             us.append(u)
             fxs.append(fx)
@@ -155,7 +171,7 @@ class CallDriver:
             call.setdefault("seen", []).append([u, fx])
         # the evaluated points are training samples too (each with the density it came from)
         buf = self.state.buffer
-        buf.append((u.to(self.integ.flow.dtype), self.target(fx), log_q))
+        buf.append((u.to(self.integ.flow.dtype), torch.cat(log_ts), log_q))
         del buf[: max(0, len(buf) - max(1, int(self.integ.settings.buffer)))]
 
     def sampler(self, call: dict[str, Any] | None, candidate: str) -> Flow | None:

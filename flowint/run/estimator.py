@@ -93,12 +93,19 @@ class Estimator:
 
     @staticmethod
     def measurement(weights: Sequence[Tensor]) -> Measurement:
-        """The :class:`Measurement` of equal-size randomizations (component 0)."""
+        """The :class:`Measurement` of equal-size randomizations (component 0).
+
+        Variances are relative to the mean squared; with a mean of exactly 0 (no point where
+        ``f != 0``, or ``log=True`` values all far below the run's scale) they are infinite,
+        so that the policy never takes such a measurement for a perfect sampler.
+        """
         w = [x if x.ndim == 1 else x[:, 0] for x in weights]
         pooled = torch.cat(w)
         top = float(pooled.abs().max()) or 1.0  # scaled first: huge finite f must not overflow
         means = torch.stack([x.mean() for x in w]) / top
-        ref = abs(float(means.mean())) or 1.0  # variances relative to mean² (or to top²)
+        ref = abs(float(means.mean()))  # variances relative to mean²
+        if ref == 0:  # every weight 0 (or they cancel): the points saw nothing to measure
+            return Measurement(int(w[0].shape[0]), len(w), 0.0, math.inf, math.inf)
         var_mean = float((means / ref).var()) if len(w) > 1 else math.inf
         var_point = float((pooled / (top * ref)).var())
         return Measurement(int(w[0].shape[0]), len(w), float(means.mean()) * top, var_mean,
@@ -162,10 +169,12 @@ def combine_pieces(final: Piece, pieces: Sequence[Piece], q_min: float = 1e-3) -
     # variances (the estimate itself keeps the weights fixed in advance)
     tested = [p for p in parts if p.sdev > 0]
     chi2 = 0.0
-    if len(tested) > 1:
-        iv = [(scale / p.sdev) ** 2 for p in tested]
+    if len(tested) > 1:  # weights relative to the smallest error: no overflow (log=True
+        s_min = min(p.sdev for p in tested)  # pieces may be e^-700 of the final estimate)
+        iv = [1.0 / ((p.sdev / s_min) * (p.sdev / s_min)) for p in tested]
         centre = sum(w * p.mean / scale for w, p in zip(iv, tested, strict=True)) / sum(iv)
-        chi2 = sum(w * (p.mean / scale - centre) ** 2 for w, p in zip(iv, tested, strict=True))
+        z = [(p.mean / scale - centre) / (p.sdev / scale) for p in tested]
+        chi2 = sum(x * x for x in z)
     dof = max(len(tested) - 1, 0)
     if dof > 0 and chi2_q(chi2, dof) < q_min:
         return Combined(final.mean, final.sdev, chi2, dof, 0)

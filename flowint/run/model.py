@@ -55,6 +55,8 @@ class Model(NamedTuple):
 
     def gain(self, n: float) -> float:
         """Quasi-random variance gain over i.i.d. points at randomizations of ``n``."""
+        if not (math.isfinite(self.v1) and math.isfinite(self.var_point)):
+            return 1.0
         g1 = self.var_point / (self.n1 * self.v1) if self.v1 > 0 else _MAX_EXTRAPOLATED_GAIN
         g = g1 * (max(n, 1.0) / self.n1) ** (self.a - 1.0)
         return min(max(g, 1.0), _MAX_EXTRAPOLATED_GAIN * max(g1, 1.0))
@@ -66,6 +68,8 @@ def model(measures: list[Any]) -> Model:
     one size), and the line is anchored at the largest size."""
     ms = [Measurement(*m) for m in measures]
     last = ms[-1]
+    if not all(math.isfinite(m.var_mean) and math.isfinite(m.var_point) for m in ms):
+        return Model(last.n, math.inf, 1.0, math.inf, last.mean, 0.0)  # saw nothing: unreliable
     tiny = 1e-30
     xs = [math.log(m.n) for m in ms]
     ys = [math.log(max(m.var_mean, tiny)) for m in ms]

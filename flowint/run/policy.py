@@ -80,6 +80,14 @@ class Policy:
         return n
 
     @staticmethod
+    def tempered_batch(batch: int) -> int:
+        """Points per training iteration while the target is tempered: a quarter batch (at
+        least 256, at most ``batch``). Tempering advances ``β`` once per iteration by what the
+        weights allow, so a target far from the start needs many iterations rather than many
+        points (the 16-D evidence problem: about 70)."""
+        return min(batch, max(256, batch // 4))
+
+    @staticmethod
     def explore_size(budget: int, rtol: float | None = None, atol: float | None = None) -> int:
         """Points per randomization of the smallest exploration size: about ``budget / 6000``,
         a power of two (each static candidate then takes ``8 · 21 n``, 2.8 % of the budget);
@@ -179,7 +187,9 @@ class Policy:
         if spent + batch > cap or left < 2 * batch:
             return self._choose_best(call, statics, train, left, goal, history)
         probe = max(4, min(2 * int(self.settings.patience), 6))
-        if len(train) < probe or train[-1].beta < 1.0:  # no stop while the target is tempered
+        if train and train[-1].beta < 1.0:  # no stop while the target is tempered
+            return Action("train", "flow", self.tempered_batch(batch))
+        if len(train) < probe:
             return Action("train", "flow", batch)
         flow_m = measures.get("flow", [])
         rho, mean, rate = self.training_trend(train)

@@ -79,10 +79,11 @@ class RunState:
         lr_scale: factor on the learning rate (halved when a step produced non-finite values).
         warmed: per-axis grid refinements done.
         seconds: seconds spent in ``f``, in training steps and in sampling the flow.
-        buffer: evaluated training batches ``(u, target, log_q0)`` kept for re-use.
+        buffer: evaluated training batches ``(u, log_target, log_q0)`` kept for re-use
+            (``log_target`` is ``log |f|`` or of a norm, in absolute units).
         call, train, final: progress of the loops in flight (``None`` when idle).
         log_scale: integrands given as logarithms (``log=True``): every value derived from
-            ``f`` (history, buffer, measurements, final weights) is in units of
+            ``f`` (history, measurements, final weights; not the buffer) is in units of
             ``exp(log_scale)``; ``None`` until a finite ``log f`` has been seen.
     """
 
@@ -103,10 +104,10 @@ class RunState:
     def rescale(self, log_scale: float) -> None:
         """Move every value derived from ``f`` to units of ``exp(log_scale)``.
 
-        Multiplies the history's means and errors, the buffer's targets, the measurements'
-        means (their variances are relative), the points kept for the grid and the final
-        weights by ``exp(old - log_scale)``. Values far below the new scale underflow to
-        zero, which is what they are beside it.
+        Multiplies the history's means and errors, the measurements' means (their variances
+        are relative), the points kept for the grid and the final weights by
+        ``exp(old - log_scale)``; values far below the new scale underflow to zero, which is
+        what they are beside it. The buffer holds ``log`` targets, which have no unit.
         """
         old = self.log_scale
         self.log_scale = float(log_scale)
@@ -115,7 +116,6 @@ class RunState:
         c = math.exp(old - self.log_scale)
         self.history = [dataclasses.replace(r, mean=r.mean * c, sdev=r.sdev * c)
                         for r in self.history]
-        self.buffer = [(u, t * c, q) for u, t, q in self.buffer]
         if self.call is not None:
             for entries in self.call.get("measures", {}).values():
                 for m in entries:
