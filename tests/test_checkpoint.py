@@ -61,6 +61,29 @@ def test_file_is_plain_data_and_round_trips(tmp_path):
     assert again.settings["checkpoint"] is None
 
 
+def test_format_2_checkpoint_is_read_with_log_targets(tmp_path):
+    """Format 2 kept the buffer's linear targets; reading one converts them to logarithms
+    (``log t + log_scale``), so the resumed run trains on the same buffer."""
+    integ = flowint.Integrator(2, **SMALL)
+    integ.train(gauss, 3000)
+    blob = integ.state_dict()
+    old = dict(blob, format="flowint.checkpoint/2")
+    old["state"] = dict(blob["state"], buffer=[[u, torch.exp(t), q]
+                                                for u, t, q in blob["state"]["buffer"]])
+    torch.save(old, tmp_path / "old.ckpt")
+    read = ckpt.read_checkpoint(tmp_path / "old.ckpt")
+    assert read["format"] == ckpt.FORMAT
+    for (_, t_new, _), (_, t_ref, _) in zip(read["state"]["buffer"], blob["state"]["buffer"],
+                                            strict=True):
+        torch.testing.assert_close(t_new, t_ref.to(torch.float64), rtol=1e-12, atol=0)
+    again = flowint.Integrator(2, **SMALL)
+    again.load_state_dict(old)  # an in-memory state of the old format too
+    assert len(again.state.buffer) == len(integ.state.buffer)
+    torch.save(dict(blob, format="flowint.checkpoint/1"), tmp_path / "older.ckpt")
+    with pytest.raises(ValueError, match="format 'flowint.checkpoint/1'"):
+        ckpt.read_checkpoint(tmp_path / "older.ckpt")
+
+
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     integ = flowint.Integrator(2, **SMALL)
     path = ckpt.save_checkpoint(integ, tmp_path / "a.ckpt")
