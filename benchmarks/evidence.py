@@ -6,7 +6,9 @@ log-likelihood with a uniform prior given through a prior transform, with ``log 
 1e-12 or better. For each problem and seed, in one run on the same machine:
 
 - **flowint**: ``flowint.integrate(log_l, dim, log=True, prior=prior_transform, budget=B,
-  seed=seed, progress=False)``; ``Result.log_mean`` and ``Result.log_sdev``.
+  seed=seed, progress=False)``; ``Result.log_mean`` and ``Result.log_sdev``. ``B`` is
+  7,500 calls per parameter (15,000 in 2-D, 120,000 in 16-D; ``--budget-per-dim``) or
+  ``--budget`` on every problem: fewer calls than either peer took on each problem.
 - **nautilus**: ``nautilus.Sampler(prior, log_l, n_dim, vectorized=True, seed=seed).run()``
   with its defaults (``vectorized=True`` only hands the likelihood ``n_batch`` points at a
   time instead of one by one; the algorithm is unchanged); ``sampler.log_z``, and as its
@@ -29,10 +31,13 @@ Usage::
     python benchmarks/evidence.py --problems eggbox shells_10d --seeds 1 2 3
     python benchmarks/evidence.py --methods nautilus dynesty --budget 1e5
     python benchmarks/evidence.py --problems gaussian_16d --timeout 3600
+    python benchmarks/evidence.py --tables-only         # rewrite the file from its rows
 
 Writes ``results/evidence.md`` (another file with ``--out``), rewritten after every run; rows
 are also stored in the file as JSON, and a rerun skips the (problem, method, seed[, budget])
-rows already there, except failed ones (``--fresh`` starts over). ``--timeout`` caps each run's
+rows already there, except failed ones (``--fresh`` starts over); rows that another run adds
+to the same file meanwhile are kept (one file can take two runs, e.g. flowint and the peers
+side by side). ``--timeout`` caps each run's
 wall seconds (checked at each likelihood call; default: no limit, the peers' own stopping
 rules); a run past it is recorded as a timeout and rerun only under a longer limit.
 ``--quick`` rows are rows of the full run, so a full run after ``--quick`` reuses them.
@@ -66,7 +71,7 @@ QUICK_PROBLEMS = ["shells_2d", "eggbox"]
 METHODS = ["flowint", "nautilus", "dynesty"]
 SEEDS = [1, 2, 3, 4, 5]
 QUICK_SEEDS = [1, 2]
-BUDGET = 50_000
+BUDGET_PER_DIM = 7_500  # flowint's calls per parameter: 15k in 2-D, 120k in 16-D
 WRONG = 3.0  # |Δ log Z| > WRONG × own error: confidently wrong
 
 F = common.as_float
@@ -114,10 +119,18 @@ class _Likelihood:
         return row
 
 
-def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int = BUDGET,
+def flowint_budget(problem: EvidenceProblem, budget: int | None = None,
+                   per_dim: int = BUDGET_PER_DIM) -> int:
+    """flowint's likelihood calls on ``problem``: ``budget`` if given, else ``per_dim``
+    per parameter (below the fewest calls either peer took on every problem so far)."""
+    return int(budget) if budget else int(per_dim) * problem.dim
+
+
+def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int | None = None,
                 timeout: float | None = None) -> dict[str, Any]:
     """flowint in log space with the prior transform, ``budget`` likelihood calls at most."""
-    row = _row(problem, "flowint", seed, int(budget), timeout)
+    budget = flowint_budget(problem, budget)
+    row = _row(problem, "flowint", seed, budget, timeout)
     log_l = _Likelihood(problem.log_likelihood, timeout)  # torch in, torch out
     try:
         import flowint
@@ -336,14 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help=f"default {SEEDS} (--quick {QUICK_SEEDS})")
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    p.add_argument("--budget", type=_count, default=BUDGET,
-                   help="flowint's likelihood calls (the peers stop by their own rules)")
+    p.add_argument("--budget", type=_count, default=None,
+                   help="flowint's likelihood calls on every problem (default: "
+                        "--budget-per-dim × dim; the peers stop by their own rules)")
+    p.add_argument("--budget-per-dim", type=_count, default=BUDGET_PER_DIM,
+                   help=f"flowint's calls per parameter (default {BUDGET_PER_DIM:,})")
     p.add_argument("--timeout", type=float, default=None,
                    help="wall seconds per run (default: none); a run past it is recorded as "
                         "a timeout, kept on a rerun unless the new limit is longer")
     p.add_argument("--out", type=Path, default=common.RESULTS_DIR / "evidence.md")
     p.add_argument("--fresh", action="store_true", help="ignore rows already in --out")
+    p.add_argument("--tables-only", action="store_true",
+                   help="run nothing: rewrite --out's tables and header from its rows")
     return p
+
+
+def _budget_text(args: argparse.Namespace) -> str:
+    return f"{args.budget:,}" if args.budget else f"{args.budget_per_dim:,} × d"
 
 
 def _settings(args: argparse.Namespace, problems: Sequence[str],
@@ -352,7 +374,7 @@ def _settings(args: argparse.Namespace, problems: Sequence[str],
         "problems (this run)": ", ".join(problems), "seeds": ", ".join(map(str, seeds)),
         "methods": ", ".join(args.methods),
         "flowint call": (f"integrate(log_l, d, log=True, prior=transform, "
-                         f"budget={args.budget:,}, seed=seed)"),
+                         f"budget={_budget_text(args)}, seed=seed)"),
         "nautilus call": ("Sampler(prior, log_l, n_dim, vectorized=True, seed=seed).run(), "
                           "defaults; error 1/√n_eff"),
         "dynesty call": ("NestedSampler(log_l, prior, ndim, rstate=default_rng(seed))"
@@ -374,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         argv if argv is not None else sys.argv[1:])
     out = args.out
     old = [] if args.fresh else common.load_rows(out)
+    if args.tables_only:
+        write(out, old, settings, command)
+        print(tables(old))
+        return old
     # kept: finished rows, and rows that hit a time limit at least as long as this run's;
     # failed rows are run again
     done = {_key(r): r for r in old if r["status"] == "ok" or (
@@ -383,11 +409,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     used: set[tuple] = set()
 
-    def current() -> list[dict[str, Any]]:  # this run's rows, then those of earlier runs
-        return rows + [r for r in old if _key(r) not in used]
+    def current() -> list[dict[str, Any]]:
+        # this run's rows, then those in the file now (another run on the same --out may
+        # have added some since this one started), then those read at the start
+        mine = {_key(r) for r in rows} | used
+        now = [] if args.fresh else [r for r in common.load_rows(out) if _key(r) not in mine]
+        seen = mine | {_key(r) for r in now}
+        return rows + now + [r for r in old if _key(r) not in seen]
 
     for i, (prob, method, seed) in enumerate(plan, 1):
-        budget = args.budget if method == "flowint" else None
+        budget = (flowint_budget(EVIDENCE_PROBLEMS[prob], args.budget, args.budget_per_dim)
+                  if method == "flowint" else None)
         key = (prob, method, seed, budget)
         used.add(key)
         label = f"[{i}/{len(plan)}] {prob} {method} seed {seed}"
@@ -396,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             print(f"{label}: already in {out}, skipped", flush=True)
             continue
         print(f"{label} ...", flush=True)
-        row = RUNNERS[method](EVIDENCE_PROBLEMS[prob], seed, budget=args.budget,
+        row = RUNNERS[method](EVIDENCE_PROBLEMS[prob], seed, budget=budget,
                               timeout=args.timeout)
         rows.append(row)
         write(out, current(), settings, command)

@@ -306,6 +306,21 @@ def test_benchmark_tables_flags_and_resume(tmp_path, monkeypatch) -> None:
     assert len(calls) == 6
     evidence.main(argv[:-2] + ["--budget", "2e3", "--out", str(out)])  # a new flowint budget
     assert len(calls) == 8 and len(evidence.main(argv + ["--methods", "dynesty"])) == 8
+    # without --budget: --budget-per-dim calls per parameter (2-D here)
+    evidence.main(argv[:5] + ["--budget-per-dim", "600", "--out", str(out)])
+    assert len(calls) == 10 and "| shells_2d | flowint (B=1,200) | 2 |" in out.read_text()
+    assert evidence.flowint_budget(EVIDENCE_PROBLEMS["gaussian_16d"]) == 16 * 7_500
+    # rows another run wrote to the same file meanwhile are kept; --tables-only runs nothing
+    plain = evidence.RUNNERS["dynesty"]
+
+    def meanwhile(problem, seed, **kw):  # another process adds a row while this one runs
+        evidence.write(out, evidence.common.load_rows(out) + [dict(rows[0], seed=9)], {}, "")
+        return plain(problem, seed, **kw)
+
+    monkeypatch.setitem(evidence.RUNNERS, "dynesty", meanwhile)
+    evidence.main(argv[:3] + ["3", "--methods", "dynesty", "--out", str(out)])
+    assert len(calls) == 11 and any(r["seed"] == 9 for r in evidence.common.load_rows(out))
+    assert len(evidence.main(["--tables-only", "--out", str(out)])) == 12 and len(calls) == 11
     # a time limit is a recorded outcome, checked at each likelihood call
     limited = evidence._Likelihood(EVIDENCE_PROBLEMS["eggbox"].log_likelihood_numpy, 0.0)
     with pytest.raises(TimeoutError):
