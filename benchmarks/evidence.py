@@ -6,9 +6,9 @@ log-likelihood with a uniform prior given through a prior transform, with ``log 
 1e-12 or better. For each problem and seed, in one run on the same machine:
 
 - **flowint**: ``flowint.integrate(log_l, dim, log=True, prior=prior_transform, budget=B,
-  seed=seed, progress=False)``; ``Result.log_mean`` and ``Result.log_sdev``. ``B`` is
-  7,500 calls per parameter (15,000 in 2-D, 120,000 in 16-D; ``--budget-per-dim``) or
-  ``--budget`` on every problem: fewer calls than either peer took on each problem.
+  seed=seed, progress=False)``; ``Result.log_mean`` and ``Result.log_sdev``. ``B`` is set
+  per problem below the fewest calls a finished peer run took on it (:data:`FLOWINT_BUDGETS`:
+  15,000 for the 2-D problems, 60,000 to 200,000 for the others), or ``--budget`` on all.
 - **nautilus**: ``nautilus.Sampler(prior, log_l, n_dim, vectorized=True, seed=seed).run()``
   with its defaults (``vectorized=True`` only hands the likelihood ``n_batch`` points at a
   time instead of one by one; the algorithm is unchanged); ``sampler.log_z``, and as its
@@ -71,7 +71,13 @@ QUICK_PROBLEMS = ["shells_2d", "eggbox"]
 METHODS = ["flowint", "nautilus", "dynesty"]
 SEEDS = [1, 2, 3, 4, 5]
 QUICK_SEEDS = [1, 2]
-BUDGET_PER_DIM = 7_500  # flowint's calls per parameter: 15k in 2-D, 120k in 16-D
+#: flowint's likelihood calls per problem: below the fewest calls a finished peer run took on
+#: it (dynesty: ~19k shells 2-D, ~50k egg box, ~200k shells 10-D, ~1.2M Gaussian 16-D; on the
+#: mixture dynesty stopped at 600 s after ~240k and nautilus used more than 40k everywhere).
+#: The 16-D Gaussian (68 nats of information) needs ~70 tempered training iterations: at
+#: 100k calls seed 2 was still collapsed (log Z 407 low); 200k was right on seed 1.
+FLOWINT_BUDGETS = {"shells_2d": 15_000, "eggbox": 15_000, "shells_10d": 75_000,
+                   "mixture_8d": 60_000, "gaussian_16d": 200_000}
 WRONG = 3.0  # |Δ log Z| > WRONG × own error: confidently wrong
 
 F = common.as_float
@@ -119,11 +125,12 @@ class _Likelihood:
         return row
 
 
-def flowint_budget(problem: EvidenceProblem, budget: int | None = None,
-                   per_dim: int = BUDGET_PER_DIM) -> int:
-    """flowint's likelihood calls on ``problem``: ``budget`` if given, else ``per_dim``
-    per parameter (below the fewest calls either peer took on every problem so far)."""
-    return int(budget) if budget else int(per_dim) * problem.dim
+def flowint_budget(problem: EvidenceProblem, budget: int | None = None) -> int:
+    """flowint's likelihood calls on ``problem``: ``budget`` if given, else
+    :data:`FLOWINT_BUDGETS` (10,000 per parameter for a problem not listed there)."""
+    if budget:
+        return int(budget)
+    return FLOWINT_BUDGETS.get(problem.name, 10_000 * problem.dim)
 
 
 def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int | None = None,
@@ -350,10 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default {SEEDS} (--quick {QUICK_SEEDS})")
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--budget", type=_count, default=None,
-                   help="flowint's likelihood calls on every problem (default: "
-                        "--budget-per-dim × dim; the peers stop by their own rules)")
-    p.add_argument("--budget-per-dim", type=_count, default=BUDGET_PER_DIM,
-                   help=f"flowint's calls per parameter (default {BUDGET_PER_DIM:,})")
+                   help="flowint's likelihood calls on every problem (default: per problem, "
+                        "FLOWINT_BUDGETS; the peers stop by their own rules)")
     p.add_argument("--timeout", type=float, default=None,
                    help="wall seconds per run (default: none); a run past it is recorded as "
                         "a timeout, kept on a rerun unless the new limit is longer")
@@ -365,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _budget_text(args: argparse.Namespace) -> str:
-    return f"{args.budget:,}" if args.budget else f"{args.budget_per_dim:,} × d"
+    if args.budget:
+        return f"{args.budget:,}"
+    return "per problem: " + ", ".join(f"{k} {v:,}" for k, v in FLOWINT_BUDGETS.items())
 
 
 def _settings(args: argparse.Namespace, problems: Sequence[str],
@@ -418,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return rows + now + [r for r in old if _key(r) not in seen]
 
     for i, (prob, method, seed) in enumerate(plan, 1):
-        budget = (flowint_budget(EVIDENCE_PROBLEMS[prob], args.budget, args.budget_per_dim)
+        budget = (flowint_budget(EVIDENCE_PROBLEMS[prob], args.budget)
                   if method == "flowint" else None)
         key = (prob, method, seed, budget)
         used.add(key)

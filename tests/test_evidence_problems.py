@@ -306,10 +306,11 @@ def test_benchmark_tables_flags_and_resume(tmp_path, monkeypatch) -> None:
     assert len(calls) == 6
     evidence.main(argv[:-2] + ["--budget", "2e3", "--out", str(out)])  # a new flowint budget
     assert len(calls) == 8 and len(evidence.main(argv + ["--methods", "dynesty"])) == 8
-    # without --budget: --budget-per-dim calls per parameter (2-D here)
-    evidence.main(argv[:5] + ["--budget-per-dim", "600", "--out", str(out)])
+    # without --budget: the problem's own budget
+    monkeypatch.setitem(evidence.FLOWINT_BUDGETS, "shells_2d", 1_200)
+    evidence.main(argv[:5] + ["--out", str(out)])
     assert len(calls) == 10 and "| shells_2d | flowint (B=1,200) | 2 |" in out.read_text()
-    assert evidence.flowint_budget(EVIDENCE_PROBLEMS["gaussian_16d"]) == 16 * 7_500
+    assert evidence.flowint_budget(EVIDENCE_PROBLEMS["gaussian_16d"], 5) == 5
     # rows another run wrote to the same file meanwhile are kept; --tables-only runs nothing
     plain = evidence.RUNNERS["dynesty"]
 
