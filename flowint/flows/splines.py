@@ -23,12 +23,16 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .rq_fused import RQConstants, column_map, fused_enabled, fused_splines, rq_forward, rq_inverse
+
 __all__ = [
+    "fused_splines",
     "SplineMap",
     "PiecewiseLinear",
     "PiecewiseQuadratic",
@@ -299,6 +303,8 @@ class RationalQuadratic(SplineMap):
         self.min_derivative = float(min_derivative)
         # softplus(shift) = 1 - min_derivative, so theta = 0 gives unit derivatives (identity).
         self._shift = math.log(math.expm1(1.0 - self.min_derivative))
+        self._constants = RQConstants(self.bins, self.min_width, self.min_height,
+                                      self.min_derivative, self._shift)
 
     @property
     def n_params(self) -> int:
@@ -327,7 +333,28 @@ class RationalQuadratic(SplineMap):
         return (_take(w, idx), _take(h, idx), _take(d, idx), _take(d, idx + 1),
                 _take(xk, idx), _take(yk, idx))
 
+    # Per-point parameters (coupling, autoregressive layers) go through the fused Functions;
+    # parameters shared by a batch (elementwise layers) through the reference.
     def forward(self, x: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        if fused_enabled() and theta.shape[:-1] == x.shape:
+            return rq_forward(x, theta, self._constants)
+        return self.forward_reference(x, theta)
+
+    def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        if fused_enabled() and theta.shape[:-1] == y.shape:
+            return rq_inverse(y, theta, self._constants)
+        return self.inverse_reference(y, theta)
+
+    def column_map(self, inverse: bool = False) -> Callable[..., tuple[Tensor, Tensor]] | None:
+        """The map with parameters as columns, or ``None`` while the fused spline is off.
+
+        See :func:`~flowint.flows.rq_fused.column_map`: ``fn(x, theta)`` with ``x`` of shape
+        ``(..., M)`` and ``theta`` of shape ``(..., n_params, M)``.
+        """
+        return column_map(self._constants, inverse) if fused_enabled() else None
+
+    def forward_reference(self, x: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` by element-by-element autograd operations (any broadcasting)."""
         w, h, d, xk, yk = self._params(theta)
         x = x.clamp(0.0, 1.0)
         idx = _search(xk, x)
@@ -342,7 +369,8 @@ class RationalQuadratic(SplineMap):
         ends = torch.log(d[..., [0, -1]]).expand(*x.shape, 2)
         return _pin_ends(x, y, ladj, ends[..., 0], ends[..., 1])
 
-    def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_reference(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`inverse` by element-by-element autograd operations (any broadcasting)."""
         w, h, d, xk, yk = self._params(theta)
         y = y.clamp(0.0, 1.0)
         idx = _search(yk, y)

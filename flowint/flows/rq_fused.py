@@ -1,0 +1,389 @@
+"""The rational-quadratic spline as two fused autograd Functions with hand-written backwards.
+
+:class:`~flowint.flows.splines.RationalQuadratic` evaluates the spline with per-point
+parameters (a coupling layer: ``theta`` of shape ``(..., 3K+1)`` for inputs of shape ``(...)``)
+through :func:`rq_forward` and :func:`rq_inverse`. They compute the same values as the
+element-by-element autograd implementation (``RationalQuadratic.forward_reference`` and
+``inverse_reference``), up to rounding, but with a fraction of the operations:
+
+* widths and heights go through one softmax of a ``(..., 2, K)`` view of ``theta`` and one
+  cumulative sum; the bin is found by counting the knots below the point (no concatenated knot
+  tensor, no ``searchsorted``), and the knot derivatives are computed for the two knots of the
+  point's bin only;
+* the backward is written out: the gradients of the output and of ``log g'`` with respect to the
+  bin's six quantities (two knots, width, height, two derivatives) are explicit rational
+  functions of the position in the bin (implicit differentiation for the inverse), and they
+  reach ``theta`` through one masked sum per softmax and one ``scatter_add_`` for the
+  derivatives. Nothing of the size of ``theta`` is kept but the two softmaxes.
+
+Points at or beyond the ends of ``[0, 1]`` are handled as by the reference: inputs are clamped
+(their gradient is zero outside), the ends map exactly onto themselves with the end knots' log
+derivative as ``log g'``, and the output's gradient passes through the clamp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["RQConstants", "fused_enabled", "fused_splines", "rq_forward", "rq_inverse",
+           "rq_forward_columns", "rq_inverse_columns", "column_map"]
+
+_FUSED = [True]
+
+
+@contextlib.contextmanager
+def fused_splines(enabled: bool = True) -> Iterator[None]:
+    """Switch the fused rational-quadratic spline on or off inside a block.
+
+    On by default; ``fused_splines(False)`` evaluates
+    :class:`~flowint.flows.splines.RationalQuadratic` by its element-by-element autograd
+    reference (``forward_reference``, ``inverse_reference``), the implementation before the
+    fused one, e.g. to compare the two.
+    """
+    previous, _FUSED[0] = _FUSED[0], bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED[0] = previous
+
+
+def fused_enabled() -> bool:
+    """Whether :class:`~flowint.flows.splines.RationalQuadratic` uses the fused Functions."""
+    return _FUSED[0]
+
+
+@dataclass(frozen=True)
+class RQConstants:
+    """The fixed numbers of a rational-quadratic spline family.
+
+    Attributes:
+        bins: number of bins ``K``.
+        min_width: floor of the bin widths.
+        min_height: floor of the bin heights.
+        min_derivative: floor of the knot derivatives.
+        shift: added to the raw derivative parameters before the softplus.
+    """
+
+    bins: int
+    min_width: float
+    min_height: float
+    min_derivative: float
+    shift: float
+
+
+def _floors(c: RQConstants, like: Tensor) -> tuple[float | Tensor, float | Tensor]:
+    """Floors and softmax scales of widths and heights, broadcastable over ``(..., 2, K, M)``."""
+    k = c.bins
+    if c.min_width == c.min_height:
+        return c.min_width, 1.0 - c.min_width * k
+    floor = like.new_tensor([c.min_width, c.min_height]).view(2, 1, 1)
+    return floor, 1.0 - floor * k
+
+
+def _left_knots(sizes: Tensor) -> Tensor:
+    """Exclusive cumulative sums over the bins (axis -2): ``torch.cumsum``'s values, bit for bit.
+
+    ``torch.cumsum`` over a leading axis is several times slower than either way used here. In
+    float32, a product with a strictly lower triangular matrix of ones in float64 (cumsum's
+    accumulator): float64 sums of float32 sizes in ``[2^-29, 1]`` are exact in any order, so the
+    knots round as cumsum's. Otherwise, additions of contiguous rows in cumsum's order.
+    """
+    k = sizes.shape[-2]
+    if sizes.dtype == torch.float32:
+        lower = torch.ones(k, k, dtype=torch.float64, device=sizes.device).tril_(-1)
+        return torch.matmul(lower, sizes.double()).to(sizes.dtype)
+    knots = torch.zeros_like(sizes)
+    for j in range(1, k):
+        torch.add(knots[..., j - 1, :], sizes[..., j - 1, :], out=knots[..., j, :])
+    return knots
+
+
+def _rows(idx: Tensor, n: int) -> Tensor:
+    """``idx`` (shape ``(..., M)``) as a gather index of shape ``(..., n, 1, M)``."""
+    return idx.unsqueeze(-2).unsqueeze(-2).expand(*idx.shape[:-1], n, 1, idx.shape[-1])
+
+
+def _prepare(x: Tensor, theta: Tensor, c: RQConstants, axis: int) -> dict[str, Tensor]:
+    """The bin of every point and the bin's quantities, from ``theta`` of shape ``(..., P, M)``.
+
+    ``axis`` 0 locates ``x`` (shape ``(..., M)``) among the knots in ``x`` (forward map), 1
+    among those in ``y``. Returns the softmaxes ``s`` (shape ``(..., 2, K, M)``), the bin index
+    ``idx``, the bin's width and height ``wh`` and left knots ``kn`` (``(..., 2, M)``), the
+    derivatives at the bin's two knots and at the ends of the interval ``d`` (``(..., 4, M)``),
+    their positions ``pos`` among the derivative parameters and the sigmoid of their raw
+    parameters ``sig`` (the softplus's derivative).
+    """
+    k = c.bins
+    floor, scale = _floors(c, theta)
+    logits = theta[..., : 2 * k, :].unflatten(-2, (2, k))
+    e = torch.exp(logits - logits.amax(-2, keepdim=True))
+    # The sums over the bins as the reference rounds them: along contiguous rows of K values
+    # (a copy of e in that layout costs less than the bits of the knots are worth).
+    s = e.div_(e.transpose(-1, -2).contiguous().sum(-1).unsqueeze(-2))
+    wh_all = s.mul(scale).add_(floor)
+    knots = _left_knots(wh_all)
+    x = x.clamp(0.0, 1.0)
+    idx = (knots[..., axis, 1:, :] <= x.unsqueeze(-2)).sum(-2)  # = searchsorted, clamped
+    rows = _rows(idx, 2)
+    wh = torch.gather(wh_all, -2, rows).squeeze(-2)
+    kn = torch.gather(knots, -2, rows).squeeze(-2)
+    ends = torch.tensor([0, k], device=idx.device).view(2, 1).expand(*idx.shape[:-1], 2,
+                                                                      idx.shape[-1])
+    pos = torch.cat([idx.unsqueeze(-2), idx.unsqueeze(-2) + 1, ends], dim=-2)
+    raw = torch.gather(theta[..., 2 * k:, :], -2, pos).add_(c.shift)
+    d = F.softplus(raw).add_(c.min_derivative)
+    return {"x": x, "s": s, "idx": idx, "pos": pos, "wh": wh, "kn": kn, "d": d,
+            "sig": torch.sigmoid(raw)}
+
+
+def _terms(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor) -> dict[str, Tensor]:
+    """Partial derivatives of ``R = (y - y_k) / h`` and ``L = log g'`` in one bin.
+
+    With ``t = xi (1 - xi)``, ``D = s + (d_i + d_j - 2 s) t``, ``R = (s xi^2 + d_i t) / D`` and
+    ``L = log(s^2 P) - 2 log D``, ``P = d_j xi^2 + 2 s t + d_i (1 - xi)^2``; the partials are
+    taken at fixed values of the other three of ``xi, s, d_i, d_j``.
+    """
+    om = 1.0 - xi
+    t = xi * om
+    u = om - xi
+    c2 = d_i + d_j - 2.0 * s
+    inv_d = 1.0 / (s + c2 * t)
+    r = (s * xi * xi + d_i * t) * inv_d
+    inv_p = 1.0 / (d_j * xi * xi + 2.0 * s * t + d_i * om * om)
+    two_t_d = 2.0 * t * inv_d
+    return {
+        "r": r,
+        "r_xi": (2.0 * s * xi + (d_i - r * c2) * u) * inv_d,
+        "r_s": (xi * xi - r * (1.0 - 2.0 * t)) * inv_d,
+        "r_di": t * (1.0 - r) * inv_d,
+        "r_dj": -r * t * inv_d,
+        "l_xi": 2.0 * (d_j * xi + s * u - d_i * om) * inv_p - 2.0 * c2 * u * inv_d,
+        "l_s": 2.0 / s + 2.0 * t * inv_p - 2.0 * (1.0 - 2.0 * t) * inv_d,
+        "l_di": om * om * inv_p - two_t_d,
+        "l_dj": xi * xi * inv_p - two_t_d,
+        "inv_p": inv_p,
+        "inv_d": inv_d,
+    }
+
+
+def _pin(inp: Tensor, out: Tensor, ladj: Tensor, end_ladj: Tensor
+         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clamp ``out`` to ``[0, 1]``, map the ends exactly onto themselves, swap in their ``ladj``.
+
+    Returns the output, ``ladj`` and the masks of the points at 0 and at 1.
+    """
+    lo, hi = inp <= 0.0, inp >= 1.0
+    out = torch.where(lo | hi, inp, out.clamp(0.0, 1.0))
+    ladj = torch.where(lo, end_ladj[..., 0, :], torch.where(hi, end_ladj[..., 1, :], ladj))
+    return out, ladj, lo, hi
+
+
+def _theta_grad(shape: torch.Size, p: dict[str, Tensor], g_wh: Tensor, g_kn: Tensor,
+                g_d: Tensor, c: RQConstants) -> Tensor:
+    """Map the gradients of a bin's quantities onto ``theta`` (shape ``shape``, ``(..., P, M)``).
+
+    ``g_wh`` and ``g_kn`` (shape ``(..., 2, M)``) are the gradients of the bin's width and
+    height and of its left knots in ``x`` and ``y``; ``g_d`` (``(..., 4, M)``) those of the
+    derivatives at the positions ``p["pos"]``. A knot is the sum of the sizes of the bins left
+    of it, so bin ``j`` receives ``g_kn`` for ``j < idx`` and ``g_wh`` for ``j = idx``; then the
+    softmax's backward ``scale * s * (g - <g, s>)`` and the softplus's ``sigmoid``.
+    """
+    k = c.bins
+    s, idx = p["s"], p["idx"]
+    _, scale = _floors(c, s)
+    grad = s.new_empty(shape)
+    g = grad[..., : 2 * k, :].unflatten(-2, (2, k))
+    left = torch.arange(k, device=idx.device).view(k, 1) < idx.unsqueeze(-2)  # (..., K, M)
+    torch.mul(left.unsqueeze(-3), g_kn.unsqueeze(-2), out=g)
+    g.scatter_add_(-2, _rows(idx, 2), g_wh.unsqueeze(-2))
+    g.mul_(s)
+    g.sub_(s * g.sum(-2, keepdim=True)).mul_(scale)
+    gd = grad[..., 2 * k:, :]
+    gd.zero_()
+    gd.scatter_add_(-2, p["pos"], g_d * p["sig"])
+    return grad
+
+
+def _ends(p: dict[str, Tensor], lo: Tensor, hi: Tensor, gl: Tensor) -> tuple[Tensor, Tensor]:
+    """``gl`` off the ends, and the gradients of ``log d`` at the two end knots."""
+    d = p["d"]
+    g_lo = torch.where(lo, gl, 0.0) / d[..., 2, :]
+    g_hi = torch.where(hi, gl, 0.0) / d[..., 3, :]
+    return torch.where(lo | hi, 0.0, gl), torch.stack([g_lo, g_hi], -2)
+
+
+def _unit_mask(v: Tensor) -> Tensor:
+    """Where ``clamp(v, 0, 1)`` passes gradients (both ends included, as torch's clamp)."""
+    return (v >= 0.0) & (v <= 1.0)
+
+
+class _RQForward(torch.autograd.Function):
+    """``(g(x), log g'(x))`` with per-point parameters; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+        p = _prepare(x, theta, c, axis=0)
+        xc = p["x"]
+        w_i, h_i = p["wh"].unbind(-2)
+        x_k, y_k = p["kn"].unbind(-2)
+        d_i, d_j = p["d"][..., 0, :], p["d"][..., 1, :]
+        s = h_i / w_i
+        xi_raw = (xc - x_k) / w_i
+        xi = xi_raw.clamp(0.0, 1.0)
+        t = xi * (1.0 - xi)
+        denom = s + (d_j + d_i - 2.0 * s) * t
+        y = y_k + h_i * (s * xi * xi + d_i * t) / denom
+        num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
+        ladj = torch.log(num) - 2.0 * torch.log(denom)
+        out, ladj, lo, hi = _pin(xc, y, ladj, torch.log(p["d"][..., 2:, :]))
+        ctx.c = c
+        ctx.theta_shape = theta.shape
+        ctx.save_for_backward(_unit_mask(x), _unit_mask(xi_raw), xi, s, lo, hi, p["s"],
+                              p["idx"], p["pos"], p["wh"], p["d"], p["sig"])
+        return out, ladj
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy: Tensor, gl: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        m_x, m_xi, xi, s, lo, hi, sm, idx, pos, wh, d, sig = ctx.saved_tensors
+        p = {"s": sm, "idx": idx, "pos": pos, "d": d, "sig": sig}
+        w_i, h_i = wh.unbind(-2)
+        gl, g_end = _ends(p, lo, hi, gl)
+        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :])
+        a = gy * h_i
+        g_xi = (a * tm["r_xi"] + gl * tm["l_xi"]) * m_xi
+        g_s = a * tm["r_s"] + gl * tm["l_s"]
+        inv_w = 1.0 / w_i
+        g_x = g_xi * inv_w * m_x if ctx.needs_input_grad[0] else None
+        g_theta = None
+        if ctx.needs_input_grad[1]:
+            g_wh = torch.stack([-(g_s * s + g_xi * xi) * inv_w, gy * tm["r"] + g_s * inv_w], -2)
+            g_kn = torch.stack([-g_xi * inv_w, gy], -2)
+            g_d = torch.cat([torch.stack([a * tm["r_di"] + gl * tm["l_di"],
+                                          a * tm["r_dj"] + gl * tm["l_dj"]], -2), g_end], -2)
+            g_theta = _theta_grad(ctx.theta_shape, p, g_wh, g_kn, g_d, ctx.c)
+        return g_x, g_theta, None
+
+
+def _root(y: Tensor, s: Tensor, h_i: Tensor, d_i: Tensor, d_j: Tensor, y_k: Tensor
+          ) -> tuple[Tensor, Tensor]:
+    """The position ``xi`` in the bin whose image is ``y`` (unclamped), and ``d_i + d_j - 2s``.
+
+    The cancellation-free choice of the two forms of the root, as in the reference.
+    """
+    dy = y - y_k
+    c2 = d_j + d_i - 2.0 * s
+    a = h_i * (s - d_i) + dy * c2
+    b = h_i * d_i - dy * c2
+    c = -s * dy
+    sq = torch.sqrt((b * b - 4.0 * a * c).clamp_min(0.0))
+    return torch.where(b >= 0.0, (2.0 * c) / (-b - sq), (-b + sq) / (2.0 * a)), c2
+
+
+class _RQInverse(torch.autograd.Function):
+    """``(g^{-1}(y), -log g'(g^{-1}(y)))`` with per-point parameters; implicit derivatives."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+        p = _prepare(y, theta, c, axis=1)
+        yc = p["x"]
+        w_i, h_i = p["wh"].unbind(-2)
+        x_k, y_k = p["kn"].unbind(-2)
+        d_i, d_j = p["d"][..., 0, :], p["d"][..., 1, :]
+        s = h_i / w_i
+        xi_raw, c2 = _root(yc, s, h_i, d_i, d_j, y_k)
+        xi = xi_raw.clamp(0.0, 1.0)
+        t = xi * (1.0 - xi)
+        denom = s + c2 * t
+        num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
+        ladj = 2.0 * torch.log(denom) - torch.log(num)
+        out, ladj, lo, hi = _pin(yc, x_k + xi * w_i, ladj, torch.log(p["d"][..., 2:, :]).neg_())
+        ctx.c = c
+        ctx.theta_shape = theta.shape
+        ctx.save_for_backward(_unit_mask(y), _unit_mask(xi_raw), xi, s, lo, hi, p["s"],
+                              p["idx"], p["pos"], p["wh"], p["d"], p["sig"])
+        return out, ladj
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gx: Tensor, gl: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        m_y, m_xi, xi, s, lo, hi, sm, idx, pos, wh, d, sig = ctx.saved_tensors
+        p = {"s": sm, "idx": idx, "pos": pos, "d": d, "sig": sig}
+        w_i, h_i = wh.unbind(-2)
+        gl, g_end = _ends(p, lo, hi, gl)
+        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :])
+        # dy/dxi = h s P / D^2 > 0; the output's and ladj's gradients reach xi, then the
+        # parameters through dxi/dp = -(dy/dp) / (dy/dxi) (y held fixed).
+        inv_fxi = tm["inv_p"].div(h_i * s * tm["inv_d"] * tm["inv_d"])
+        q = (gx * w_i - gl * tm["l_xi"]) * inv_fxi * m_xi
+        g_y = q * m_y if ctx.needs_input_grad[0] else None
+        g_theta = None
+        if ctx.needs_input_grad[1]:
+            qh = q * h_i
+            g_s = -(qh * tm["r_s"] + gl * tm["l_s"])
+            inv_w = 1.0 / w_i
+            g_wh = torch.stack([gx * xi - g_s * s * inv_w, g_s * inv_w - q * tm["r"]], -2)
+            g_kn = torch.stack([gx, -q], -2)
+            g_d = torch.cat([torch.stack([-(qh * tm["r_di"] + gl * tm["l_di"]),
+                                          -(qh * tm["r_dj"] + gl * tm["l_dj"])], -2),
+                             -g_end], -2)
+            g_theta = _theta_grad(ctx.theta_shape, p, g_wh, g_kn, g_d, ctx.c)
+        return g_y, g_theta, None
+
+
+def rq_forward_columns(x: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+    """The spline ``g`` at ``x`` (shape ``(..., M)``), parameters as columns (``(..., 3K+1, M)``).
+
+    The layout of the computation: each parameter is a contiguous row over the points, so every
+    operation runs along long rows. Returns ``(g(x), log g'(x))``, each of the shape of ``x``.
+    """
+    return _RQForward.apply(x, theta, c)
+
+
+def rq_inverse_columns(y: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+    """The inverse ``g^{-1}`` at ``y`` (shape ``(..., M)``), parameters as columns.
+
+    Returns ``(g^{-1}(y), -log g'(g^{-1}(y)))``, each of the shape of ``y``.
+    """
+    return _RQInverse.apply(y, theta, c)
+
+
+def _as_columns(x: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` flattened to ``(N,)`` and ``theta`` (``(..., P)``) as contiguous columns ``(P, N)``."""
+    return x.reshape(-1), theta.reshape(-1, theta.shape[-1]).t().contiguous()
+
+
+def rq_forward(x: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+    """The spline ``g`` at ``x`` (shape ``(...)``) with parameters ``theta`` (``(..., 3K+1)``).
+
+    Returns ``(g(x), log g'(x))``, each of the shape of ``x``. (The parameters are transposed
+    into columns first; callers that can produce columns use :func:`rq_forward_columns`.)
+    """
+    out, ladj = _RQForward.apply(*_as_columns(x, theta), c)
+    return out.view(x.shape), ladj.view(x.shape)
+
+
+def rq_inverse(y: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+    """The inverse ``g^{-1}`` at ``y`` (shape ``(...)``) with parameters ``theta``.
+
+    Returns ``(g^{-1}(y), -log g'(g^{-1}(y)))``, each of the shape of ``y``.
+    """
+    out, ladj = _RQInverse.apply(*_as_columns(y, theta), c)
+    return out.view(y.shape), ladj.view(y.shape)
+
+
+def column_map(c: RQConstants, inverse: bool = False) -> Callable[..., tuple[Tensor, Tensor]]:
+    """:func:`rq_inverse_columns` or :func:`rq_forward_columns` with the constants ``c`` bound.
+
+    The returned ``fn(x, theta)`` takes ``x`` of shape ``(..., M)`` and ``theta`` of shape
+    ``(..., 3K+1, M)`` (each parameter a contiguous row over the points, the fast layout) and
+    returns ``(output, ladj)`` of the shape of ``x``.
+    """
+    return functools.partial(rq_inverse_columns if inverse else rq_forward_columns, c=c)
