@@ -88,17 +88,13 @@ def _floors(c: RQConstants, like: Tensor) -> tuple[float | Tensor, float | Tenso
 
 
 def _left_knots(sizes: Tensor) -> Tensor:
-    """Exclusive cumulative sums over the bins (axis -2): ``torch.cumsum``'s values, bit for bit.
+    """Exclusive cumulative sums over the bins (axis -2), by additions of contiguous rows.
 
-    ``torch.cumsum`` over a leading axis is several times slower than either way used here. In
-    float32, a product with a strictly lower triangular matrix of ones in float64 (cumsum's
-    accumulator): float64 sums of float32 sizes in ``[2^-29, 1]`` are exact in any order, so the
-    knots round as cumsum's. Otherwise, additions of contiguous rows in cumsum's order.
+    ``torch.cumsum`` over a leading axis is slower. The order of the additions is cumsum's, and
+    so are the float64 values, bit for bit (cumsum accumulates in float64); in float32 each
+    partial sum is rounded, where cumsum rounds a float64 sum: within an ulp or two.
     """
     k = sizes.shape[-2]
-    if sizes.dtype == torch.float32:
-        lower = torch.ones(k, k, dtype=torch.float64, device=sizes.device).tril_(-1)
-        return torch.matmul(lower, sizes.double()).to(sizes.dtype)
     knots = torch.zeros_like(sizes)
     for j in range(1, k):
         torch.add(knots[..., j - 1, :], sizes[..., j - 1, :], out=knots[..., j, :])
@@ -116,47 +112,61 @@ def _prepare(x: Tensor, theta: Tensor, c: RQConstants, axis: int) -> dict[str, T
     ``axis`` 0 locates ``x`` (shape ``(..., M)``) among the knots in ``x`` (forward map), 1
     among those in ``y``. Returns the softmaxes ``s`` (shape ``(..., 2, K, M)``), the bin index
     ``idx``, the bin's width and height ``wh`` and left knots ``kn`` (``(..., 2, M)``), the
-    derivatives at the bin's two knots and at the ends of the interval ``d`` (``(..., 4, M)``),
-    their positions ``pos`` among the derivative parameters and the sigmoid of their raw
-    parameters ``sig`` (the softplus's derivative).
+    derivatives at the bin's two knots and at the ends of the interval ``d`` (``(..., 4, M)``;
+    ``(..., 2, M)`` without the ends when ``inside``: all points inside ``(0, 1)``), their
+    positions ``pos`` among the derivative parameters and the sigmoid of their raw parameters
+    ``sig`` (the softplus's derivative).
     """
     k = c.bins
     floor, scale = _floors(c, theta)
     logits = theta[..., : 2 * k, :].unflatten(-2, (2, k))
     e = torch.exp(logits - logits.amax(-2, keepdim=True))
-    # The sums over the bins as the reference rounds them: along contiguous rows of K values
-    # (a copy of e in that layout costs less than the bits of the knots are worth).
-    s = e.div_(e.transpose(-1, -2).contiguous().sum(-1).unsqueeze(-2))
+    if theta.dtype == torch.float64:
+        # Sums over the bins rounded as the reference rounds them, along contiguous rows of K
+        # values: in float64 the knots, hence every value, are the reference's bit for bit.
+        s = e.div_(e.transpose(-1, -2).contiguous().sum(-1).unsqueeze(-2))
+    else:  # a reduction over a leading axis, several times faster; rounding differs by ulps
+        s = e.div_(e.sum(-2, keepdim=True))
     wh_all = s.mul(scale).add_(floor)
     knots = _left_knots(wh_all)
-    x = x.clamp(0.0, 1.0)
+    x_in, x = x, x.clamp(0.0, 1.0)
     idx = (knots[..., axis, 1:, :] <= x.unsqueeze(-2)).sum(-2)  # = searchsorted, clamped
     rows = _rows(idx, 2)
     wh = torch.gather(wh_all, -2, rows).squeeze(-2)
     kn = torch.gather(knots, -2, rows).squeeze(-2)
-    ends = torch.tensor([0, k], device=idx.device).view(2, 1).expand(*idx.shape[:-1], 2,
-                                                                      idx.shape[-1])
-    pos = torch.cat([idx.unsqueeze(-2), idx.unsqueeze(-2) + 1, ends], dim=-2)
+    # On the CPU, one check spares the handling of the ends when no point is at one.
+    inside = x.device.type == "cpu" and bool(((x_in > 0.0) & (x_in < 1.0)).all())
+    rows = [idx.unsqueeze(-2), idx.unsqueeze(-2) + 1]
+    if not inside:
+        rows.append(torch.tensor([0, k], device=idx.device).view(2, 1).expand(
+            *idx.shape[:-1], 2, idx.shape[-1]))
+    pos = torch.cat(rows, dim=-2)
     raw = torch.gather(theta[..., 2 * k:, :], -2, pos).add_(c.shift)
     d = F.softplus(raw).add_(c.min_derivative)
-    return {"x": x, "s": s, "idx": idx, "pos": pos, "wh": wh, "kn": kn, "d": d,
-            "sig": torch.sigmoid(raw)}
+    return {"x_in": x_in, "x": x, "inside": inside, "s": s, "idx": idx, "pos": pos, "wh": wh,
+            "kn": kn, "d": d, "sig": torch.sigmoid(raw)}
 
 
-def _terms(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor) -> dict[str, Tensor]:
+def _unit_mask(v: Tensor) -> Tensor:
+    """Where ``clamp(v, 0, 1)`` passes gradients (both ends included, as torch's clamp)."""
+    return (v >= 0.0) & (v <= 1.0)
+
+
+def _terms(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor, b: dict[str, Tensor]
+           ) -> dict[str, Tensor]:
     """Partial derivatives of ``R = (y - y_k) / h`` and ``L = log g'`` in one bin.
 
-    With ``t = xi (1 - xi)``, ``D = s + (d_i + d_j - 2 s) t``, ``R = (s xi^2 + d_i t) / D`` and
-    ``L = log(s^2 P) - 2 log D``, ``P = d_j xi^2 + 2 s t + d_i (1 - xi)^2``; the partials are
-    taken at fixed values of the other three of ``xi, s, d_i, d_j``.
+    With ``t = xi (1 - xi)``, ``D = s + c2 t`` (``c2 = d_i + d_j - 2 s``), ``R = (s xi^2 + d_i t)
+    / D`` and ``L = log(s^2 P) - 2 log D``, ``P = d_j xi^2 + 2 s t + d_i (1 - xi)^2``; the
+    partials are taken at fixed values of the other three of ``xi, s, d_i, d_j``. ``b`` holds
+    ``t``, ``c2``, ``D`` and ``P`` from the forward pass.
     """
+    t, c2 = b["t"], b["c2"]
     om = 1.0 - xi
-    t = xi * om
     u = om - xi
-    c2 = d_i + d_j - 2.0 * s
-    inv_d = 1.0 / (s + c2 * t)
+    inv_d = 1.0 / b["denom"]
+    inv_p = 1.0 / b["p"]
     r = (s * xi * xi + d_i * t) * inv_d
-    inv_p = 1.0 / (d_j * xi * xi + 2.0 * s * t + d_i * om * om)
     two_t_d = 2.0 * t * inv_d
     return {
         "r": r,
@@ -173,16 +183,30 @@ def _terms(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor) -> dict[str, Tensor]
     }
 
 
-def _pin(inp: Tensor, out: Tensor, ladj: Tensor, end_ladj: Tensor
-         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _in_bin(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor, c2: Tensor) -> dict[str, Tensor]:
+    """``t``, ``D`` and ``P`` (see :func:`_terms`), rounded as the reference computes them."""
+    t = xi * (1.0 - xi)
+    return {"t": t, "c2": c2, "denom": s + c2 * t,
+            "p": d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2}
+
+
+def _pin(p: dict[str, Tensor], out: Tensor, ladj: Tensor, sign: float
+         ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Clamp ``out`` to ``[0, 1]``, map the ends exactly onto themselves, swap in their ``ladj``.
 
-    Returns the output, ``ladj`` and the masks of the points at 0 and at 1.
+    At the ends ``ladj`` is ``sign * log d`` of the end knot. Returns the output, ``ladj`` and
+    the masks of the points at 0 and at 1 stacked (``None`` when ``p["inside"]``: no point is
+    at an end, checked on the CPU only, where the check costs no synchronisation).
     """
-    lo, hi = inp <= 0.0, inp >= 1.0
+    if p["inside"]:
+        return out.clamp(0.0, 1.0), ladj, None
+    inp = p["x"]
+    ends = torch.stack([inp <= 0.0, inp >= 1.0], -2)
+    lo, hi = ends.unbind(-2)
+    end_ladj = torch.log(p["d"][..., 2:, :]).mul_(sign)
     out = torch.where(lo | hi, inp, out.clamp(0.0, 1.0))
     ladj = torch.where(lo, end_ladj[..., 0, :], torch.where(hi, end_ladj[..., 1, :], ladj))
-    return out, ladj, lo, hi
+    return out, ladj, ends
 
 
 def _theta_grad(shape: torch.Size, p: dict[str, Tensor], g_wh: Tensor, g_kn: Tensor,
@@ -190,10 +214,11 @@ def _theta_grad(shape: torch.Size, p: dict[str, Tensor], g_wh: Tensor, g_kn: Ten
     """Map the gradients of a bin's quantities onto ``theta`` (shape ``shape``, ``(..., P, M)``).
 
     ``g_wh`` and ``g_kn`` (shape ``(..., 2, M)``) are the gradients of the bin's width and
-    height and of its left knots in ``x`` and ``y``; ``g_d`` (``(..., 4, M)``) those of the
-    derivatives at the positions ``p["pos"]``. A knot is the sum of the sizes of the bins left
-    of it, so bin ``j`` receives ``g_kn`` for ``j < idx`` and ``g_wh`` for ``j = idx``; then the
-    softmax's backward ``scale * s * (g - <g, s>)`` and the softplus's ``sigmoid``.
+    height and of its left knots in ``x`` and ``y``; ``g_d`` (``(..., 4, M)`` or ``(..., 2,
+    M)``) those of the derivatives at the positions ``p["pos"]``. A knot is the sum of the sizes
+    of the bins left of it, so bin ``j`` receives ``g_kn`` for ``j < idx`` and ``g_wh`` for
+    ``j = idx``; then the softmax's backward ``scale * s * (g - <g, s>)`` and the softplus's
+    ``sigmoid``.
     """
     k = c.bins
     s, idx = p["s"], p["idx"]
@@ -207,25 +232,44 @@ def _theta_grad(shape: torch.Size, p: dict[str, Tensor], g_wh: Tensor, g_kn: Ten
     g.sub_(s * g.sum(-2, keepdim=True)).mul_(scale)
     gd = grad[..., 2 * k:, :]
     gd.zero_()
-    gd.scatter_add_(-2, p["pos"], g_d * p["sig"])
+    n = g_d.shape[-2]
+    gd.scatter_add_(-2, p["pos"][..., :n, :], g_d * p["sig"][..., :n, :])
     return grad
 
 
-def _ends(p: dict[str, Tensor], lo: Tensor, hi: Tensor, gl: Tensor) -> tuple[Tensor, Tensor]:
-    """``gl`` off the ends, and the gradients of ``log d`` at the two end knots."""
+def _end_grads(p: dict[str, Tensor], gl: Tensor, sign: float) -> tuple[Tensor, list[Tensor]]:
+    """``gl`` off the ends, and the gradients of the end knots' derivatives (``[]``: none)."""
+    ends = p.get("ends")
+    if ends is None:
+        return gl, []
+    lo, hi = ends.unbind(-2)
     d = p["d"]
-    g_lo = torch.where(lo, gl, 0.0) / d[..., 2, :]
-    g_hi = torch.where(hi, gl, 0.0) / d[..., 3, :]
-    return torch.where(lo | hi, 0.0, gl), torch.stack([g_lo, g_hi], -2)
+    g_lo = torch.where(lo, gl, 0.0).div_(d[..., 2, :]).mul_(sign)
+    g_hi = torch.where(hi, gl, 0.0).div_(d[..., 3, :]).mul_(sign)
+    return torch.where(lo | hi, 0.0, gl), [g_lo, g_hi]
 
 
-def _unit_mask(v: Tensor) -> Tensor:
-    """Where ``clamp(v, 0, 1)`` passes gradients (both ends included, as torch's clamp)."""
-    return (v >= 0.0) & (v <= 1.0)
+def _save(ctx, c: RQConstants, theta: Tensor, p: dict[str, Tensor], ends: Tensor | None,
+          b: dict[str, Tensor], xi: Tensor, m_xi: Tensor) -> None:
+    """Keep what the backward needs (the point masks only where some point is at an end)."""
+    ctx.c, ctx.theta_shape, ctx.inside = c, theta.shape, ends is None
+    extra = () if ends is None else (ends, _unit_mask(p["x_in"]))
+    ctx.save_for_backward(xi, m_xi, p["s"], p["idx"], p["pos"], p["wh"], p["d"], p["sig"],
+                          b["t"], b["c2"], b["denom"], b["p"], *extra)
+
+
+def _load(ctx) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, Tensor | None]:
+    """The saved tensors: bin quantities ``p``, in-bin terms ``b``, ``xi``, its mask, input's."""
+    xi, m_xi, s, idx, pos, wh, d, sig, t, c2, denom, pp, *extra = ctx.saved_tensors
+    p = {"s": s, "idx": idx, "pos": pos, "wh": wh, "d": d, "sig": sig}
+    if extra:
+        p["ends"] = extra[0]
+    b = {"t": t, "c2": c2, "denom": denom, "p": pp}
+    return p, b, xi, m_xi, (extra[1] if extra else None)
 
 
 class _RQForward(torch.autograd.Function):
-    """``(g(x), log g'(x))`` with per-point parameters; see the module docstring."""
+    """``(g(x), log g'(x))`` with parameters as columns; see the module docstring."""
 
     @staticmethod
     def forward(ctx, x: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
@@ -237,37 +281,35 @@ class _RQForward(torch.autograd.Function):
         s = h_i / w_i
         xi_raw = (xc - x_k) / w_i
         xi = xi_raw.clamp(0.0, 1.0)
-        t = xi * (1.0 - xi)
-        denom = s + (d_j + d_i - 2.0 * s) * t
-        y = y_k + h_i * (s * xi * xi + d_i * t) / denom
-        num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
-        ladj = torch.log(num) - 2.0 * torch.log(denom)
-        out, ladj, lo, hi = _pin(xc, y, ladj, torch.log(p["d"][..., 2:, :]))
-        ctx.c = c
-        ctx.theta_shape = theta.shape
-        ctx.save_for_backward(_unit_mask(x), _unit_mask(xi_raw), xi, s, lo, hi, p["s"],
-                              p["idx"], p["pos"], p["wh"], p["d"], p["sig"])
+        b = _in_bin(xi, s, d_i, d_j, d_j + d_i - 2.0 * s)
+        y = y_k + h_i * (s * xi * xi + d_i * b["t"]) / b["denom"]
+        ladj = torch.log(s * s * b["p"]) - 2.0 * torch.log(b["denom"])
+        out, ladj, ends = _pin(p, y, ladj, 1.0)
+        _save(ctx, c, theta, p, ends, b, xi, xi == xi_raw)
         return out, ladj
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy: Tensor, gl: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
-        m_x, m_xi, xi, s, lo, hi, sm, idx, pos, wh, d, sig = ctx.saved_tensors
-        p = {"s": sm, "idx": idx, "pos": pos, "d": d, "sig": sig}
-        w_i, h_i = wh.unbind(-2)
-        gl, g_end = _ends(p, lo, hi, gl)
-        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :])
+        p, b, xi, m_xi, m_x = _load(ctx)
+        w_i, h_i = p["wh"].unbind(-2)
+        d = p["d"]
+        s = h_i / w_i
+        gl, g_end = _end_grads(p, gl, 1.0)
+        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :], b)
         a = gy * h_i
         g_xi = (a * tm["r_xi"] + gl * tm["l_xi"]) * m_xi
         g_s = a * tm["r_s"] + gl * tm["l_s"]
         inv_w = 1.0 / w_i
-        g_x = g_xi * inv_w * m_x if ctx.needs_input_grad[0] else None
+        g_x = None
+        if ctx.needs_input_grad[0]:
+            g_x = g_xi * inv_w if m_x is None else g_xi * inv_w * m_x
         g_theta = None
         if ctx.needs_input_grad[1]:
             g_wh = torch.stack([-(g_s * s + g_xi * xi) * inv_w, gy * tm["r"] + g_s * inv_w], -2)
             g_kn = torch.stack([-g_xi * inv_w, gy], -2)
-            g_d = torch.cat([torch.stack([a * tm["r_di"] + gl * tm["l_di"],
-                                          a * tm["r_dj"] + gl * tm["l_dj"]], -2), g_end], -2)
+            g_d = torch.stack([a * tm["r_di"] + gl * tm["l_di"],
+                               a * tm["r_dj"] + gl * tm["l_dj"], *g_end], -2)
             g_theta = _theta_grad(ctx.theta_shape, p, g_wh, g_kn, g_d, ctx.c)
         return g_x, g_theta, None
 
@@ -288,42 +330,39 @@ def _root(y: Tensor, s: Tensor, h_i: Tensor, d_i: Tensor, d_j: Tensor, y_k: Tens
 
 
 class _RQInverse(torch.autograd.Function):
-    """``(g^{-1}(y), -log g'(g^{-1}(y)))`` with per-point parameters; implicit derivatives."""
+    """``(g^{-1}(y), -log g'(g^{-1}(y)))`` with parameters as columns; implicit derivatives."""
 
     @staticmethod
     def forward(ctx, y: Tensor, theta: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
         p = _prepare(y, theta, c, axis=1)
-        yc = p["x"]
         w_i, h_i = p["wh"].unbind(-2)
         x_k, y_k = p["kn"].unbind(-2)
         d_i, d_j = p["d"][..., 0, :], p["d"][..., 1, :]
         s = h_i / w_i
-        xi_raw, c2 = _root(yc, s, h_i, d_i, d_j, y_k)
+        xi_raw, c2 = _root(p["x"], s, h_i, d_i, d_j, y_k)
         xi = xi_raw.clamp(0.0, 1.0)
-        t = xi * (1.0 - xi)
-        denom = s + c2 * t
-        num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
-        ladj = 2.0 * torch.log(denom) - torch.log(num)
-        out, ladj, lo, hi = _pin(yc, x_k + xi * w_i, ladj, torch.log(p["d"][..., 2:, :]).neg_())
-        ctx.c = c
-        ctx.theta_shape = theta.shape
-        ctx.save_for_backward(_unit_mask(y), _unit_mask(xi_raw), xi, s, lo, hi, p["s"],
-                              p["idx"], p["pos"], p["wh"], p["d"], p["sig"])
+        b = _in_bin(xi, s, d_i, d_j, c2)
+        ladj = 2.0 * torch.log(b["denom"]) - torch.log(s * s * b["p"])
+        out, ladj, ends = _pin(p, x_k + xi * w_i, ladj, -1.0)
+        _save(ctx, c, theta, p, ends, b, xi, xi == xi_raw)
         return out, ladj
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gx: Tensor, gl: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
-        m_y, m_xi, xi, s, lo, hi, sm, idx, pos, wh, d, sig = ctx.saved_tensors
-        p = {"s": sm, "idx": idx, "pos": pos, "d": d, "sig": sig}
-        w_i, h_i = wh.unbind(-2)
-        gl, g_end = _ends(p, lo, hi, gl)
-        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :])
+        p, b, xi, m_xi, m_y = _load(ctx)
+        w_i, h_i = p["wh"].unbind(-2)
+        d = p["d"]
+        s = h_i / w_i
+        gl, g_end = _end_grads(p, gl, -1.0)
+        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :], b)
         # dy/dxi = h s P / D^2 > 0; the output's and ladj's gradients reach xi, then the
         # parameters through dxi/dp = -(dy/dp) / (dy/dxi) (y held fixed).
         inv_fxi = tm["inv_p"].div(h_i * s * tm["inv_d"] * tm["inv_d"])
         q = (gx * w_i - gl * tm["l_xi"]) * inv_fxi * m_xi
-        g_y = q * m_y if ctx.needs_input_grad[0] else None
+        g_y = None
+        if ctx.needs_input_grad[0]:
+            g_y = q if m_y is None else q * m_y
         g_theta = None
         if ctx.needs_input_grad[1]:
             qh = q * h_i
@@ -331,9 +370,8 @@ class _RQInverse(torch.autograd.Function):
             inv_w = 1.0 / w_i
             g_wh = torch.stack([gx * xi - g_s * s * inv_w, g_s * inv_w - q * tm["r"]], -2)
             g_kn = torch.stack([gx, -q], -2)
-            g_d = torch.cat([torch.stack([-(qh * tm["r_di"] + gl * tm["l_di"]),
-                                          -(qh * tm["r_dj"] + gl * tm["l_dj"])], -2),
-                             -g_end], -2)
+            g_d = torch.stack([-(qh * tm["r_di"] + gl * tm["l_di"]),
+                               -(qh * tm["r_dj"] + gl * tm["l_dj"]), *g_end], -2)
             g_theta = _theta_grad(ctx.theta_shape, p, g_wh, g_kn, g_d, ctx.c)
         return g_y, g_theta, None
 

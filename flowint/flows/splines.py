@@ -117,8 +117,18 @@ def _pin_ends(inp: Tensor, out: Tensor, ladj: Tensor, ladj_at_0: Tensor,
 
 
 def _take(t: Tensor, idx: Tensor) -> Tensor:
-    """``t[..., idx]`` with ``idx`` of shape ``(..., 1)``; returns shape ``(...)``."""
-    return torch.gather(t.expand(*idx.shape[:-1], t.shape[-1]), -1, idx).squeeze(-1)
+    """``t[..., idx]`` with ``idx`` of shape ``(..., 1)``; returns shape ``(...)``.
+
+    ``t`` may be shared by leading axes of ``idx`` (knots of a per-axis layer, shape ``(dim,
+    K)``, for points ``(n, dim, 1)``): then the entries are picked from ``t`` flattened, so the
+    backward adds into ``t``'s gradient instead of filling one of the points' size.
+    """
+    lead = idx.shape[:-1]
+    if t.shape[:-1] == lead:
+        return torch.gather(t, -1, idx).squeeze(-1)
+    rows = torch.arange(t[..., 0].numel(), device=t.device).view(t.shape[:-1])
+    flat = (rows.expand(lead) * t.shape[-1] + idx.squeeze(-1)).reshape(-1)
+    return t.reshape(-1).index_select(0, flat).view(lead)
 
 
 class SplineMap:
