@@ -152,35 +152,40 @@ def _unit_mask(v: Tensor) -> Tensor:
     return (v >= 0.0) & (v <= 1.0)
 
 
-def _terms(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor, b: dict[str, Tensor]
-           ) -> dict[str, Tensor]:
-    """Partial derivatives of ``R = (y - y_k) / h`` and ``L = log g'`` in one bin.
+def _terms(xi: Tensor, s: Tensor, d_i: Tensor, b: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The pieces of the partial derivatives in one bin that do not depend on the upstream.
 
-    With ``t = xi (1 - xi)``, ``D = s + c2 t`` (``c2 = d_i + d_j - 2 s``), ``R = (s xi^2 + d_i t)
-    / D`` and ``L = log(s^2 P) - 2 log D``, ``P = d_j xi^2 + 2 s t + d_i (1 - xi)^2``; the
-    partials are taken at fixed values of the other three of ``xi, s, d_i, d_j``. ``b`` holds
-    ``t``, ``c2``, ``D`` and ``P`` from the forward pass.
+    With ``t = xi (1 - xi)``, ``c2 = d_i + d_j - 2 s``, ``D = s + c2 t``, ``R = (s xi^2 + d_i t)
+    / D = (y - y_k) / h`` and ``L = log g' = log(s^2 P) - 2 log D``, ``P = d_j xi^2 + 2 s t +
+    d_i (1 - xi)^2``: ``R``, ``1/D``, ``1/P``, ``p_xi = dP/dxi / 2`` and ``c2u = dD/dxi``.
+    ``b`` holds ``t``, ``c2``, ``D`` and ``P`` from the forward pass.
     """
-    t, c2 = b["t"], b["c2"]
+    t = b["t"]
     om = 1.0 - xi
     u = om - xi
-    inv_d = 1.0 / b["denom"]
-    inv_p = 1.0 / b["p"]
-    r = (s * xi * xi + d_i * t) * inv_d
-    two_t_d = 2.0 * t * inv_d
-    return {
-        "r": r,
-        "r_xi": (2.0 * s * xi + (d_i - r * c2) * u) * inv_d,
-        "r_s": (xi * xi - r * (1.0 - 2.0 * t)) * inv_d,
-        "r_di": t * (1.0 - r) * inv_d,
-        "r_dj": -r * t * inv_d,
-        "l_xi": 2.0 * (d_j * xi + s * u - d_i * om) * inv_p - 2.0 * c2 * u * inv_d,
-        "l_s": 2.0 / s + 2.0 * t * inv_p - 2.0 * (1.0 - 2.0 * t) * inv_d,
-        "l_di": om * om * inv_p - two_t_d,
-        "l_dj": xi * xi * inv_p - two_t_d,
-        "inv_p": inv_p,
-        "inv_d": inv_d,
-    }
+    inv_d = b["denom"].reciprocal()
+    xi2 = xi * xi
+    return {"t": t, "om": om, "u": u, "xi2": xi2, "inv_d": inv_d, "inv_p": b["p"].reciprocal(),
+            "r": (s * xi2).addcmul_(d_i, t).mul_(inv_d), "c2u": b["c2"] * u,
+            "p_xi": (b["d_j"] * xi).addcmul_(s, u).sub_(d_i * om)}
+
+
+def _param_grads(k: dict[str, Tensor], s: Tensor, a: Tensor, gl: Tensor
+                 ) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+    """``a dR/dv + gl dL/dv`` for ``v = s, d_i, d_j`` (the others held fixed), and ``v = xi``.
+
+    ``a R_v + gl L_v = al N_v + be P_v - ga D_v`` (+ ``2 gl / s`` for ``s``), with ``N = s xi^2 +
+    d_i t``, ``al = a / D``, ``be = gl / P`` and ``ga = (a R + 2 gl) / D``. Returns ``al``,
+    ``be``, ``ga`` and the three gradients; the one of ``xi`` is left to the caller.
+    """
+    t = k["t"]
+    al, be = a * k["inv_d"], gl * k["inv_p"]
+    ga = torch.addcmul(2.0 * gl, a, k["r"]).mul_(k["inv_d"])
+    g_s = (al * k["xi2"]).addcmul_(be, t, value=2.0).sub_(ga * (1.0 - 2.0 * t))
+    g_s.add_(gl / s, alpha=2.0)
+    g_di = (al - ga).mul_(t).addcmul_(be, k["om"] * k["om"])
+    g_dj = (be * k["xi2"]).sub_(ga * t)
+    return al, be, ga, [g_s, g_di, g_dj]
 
 
 def _in_bin(xi: Tensor, s: Tensor, d_i: Tensor, d_j: Tensor, c2: Tensor) -> dict[str, Tensor]:
@@ -296,20 +301,21 @@ class _RQForward(torch.autograd.Function):
         d = p["d"]
         s = h_i / w_i
         gl, g_end = _end_grads(p, gl, 1.0)
-        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :], b)
+        b["d_j"] = d[..., 1, :]
+        k = _terms(xi, s, d[..., 0, :], b)
         a = gy * h_i
-        g_xi = (a * tm["r_xi"] + gl * tm["l_xi"]) * m_xi
-        g_s = a * tm["r_s"] + gl * tm["l_s"]
-        inv_w = 1.0 / w_i
+        al, be, ga, (g_s, g_di, g_dj) = _param_grads(k, s, a, gl)
+        n_xi = torch.addcmul(d[..., 0, :] * k["u"], s, xi, value=2.0)  # dN/dxi
+        g_xi = (al * n_xi).addcmul_(be, k["p_xi"], value=2.0).sub_(ga * k["c2u"]).mul_(m_xi)
+        inv_w = w_i.reciprocal()
         g_x = None
         if ctx.needs_input_grad[0]:
             g_x = g_xi * inv_w if m_x is None else g_xi * inv_w * m_x
         g_theta = None
         if ctx.needs_input_grad[1]:
-            g_wh = torch.stack([-(g_s * s + g_xi * xi) * inv_w, gy * tm["r"] + g_s * inv_w], -2)
+            g_wh = torch.stack([-(g_s * s + g_xi * xi) * inv_w, gy * k["r"] + g_s * inv_w], -2)
             g_kn = torch.stack([-g_xi * inv_w, gy], -2)
-            g_d = torch.stack([a * tm["r_di"] + gl * tm["l_di"],
-                               a * tm["r_dj"] + gl * tm["l_dj"], *g_end], -2)
+            g_d = torch.stack([g_di, g_dj, *g_end], -2)
             g_theta = _theta_grad(ctx.theta_shape, p, g_wh, g_kn, g_d, ctx.c)
         return g_x, g_theta, None
 
@@ -355,23 +361,24 @@ class _RQInverse(torch.autograd.Function):
         d = p["d"]
         s = h_i / w_i
         gl, g_end = _end_grads(p, gl, -1.0)
-        tm = _terms(xi, s, d[..., 0, :], d[..., 1, :], b)
+        b["d_j"] = d[..., 1, :]
+        k = _terms(xi, s, d[..., 0, :], b)
         # dy/dxi = h s P / D^2 > 0; the output's and ladj's gradients reach xi, then the
-        # parameters through dxi/dp = -(dy/dp) / (dy/dxi) (y held fixed).
-        inv_fxi = tm["inv_p"].div(h_i * s * tm["inv_d"] * tm["inv_d"])
-        q = (gx * w_i - gl * tm["l_xi"]) * inv_fxi * m_xi
+        # parameters through dxi/dv = -(dy/dv) / (dy/dxi) (y held fixed): with ladj = -L,
+        # the upstream of R is -q h and that of L is -gl.
+        l_xi = (k["p_xi"] * k["inv_p"]).sub_(k["c2u"] * k["inv_d"]).mul_(2.0)
+        inv_fxi = k["inv_p"].div(h_i * s * k["inv_d"] * k["inv_d"])
+        q = (gx * w_i).sub_(gl * l_xi).mul_(inv_fxi).mul_(m_xi)
         g_y = None
         if ctx.needs_input_grad[0]:
             g_y = q if m_y is None else q * m_y
         g_theta = None
         if ctx.needs_input_grad[1]:
-            qh = q * h_i
-            g_s = -(qh * tm["r_s"] + gl * tm["l_s"])
-            inv_w = 1.0 / w_i
-            g_wh = torch.stack([gx * xi - g_s * s * inv_w, g_s * inv_w - q * tm["r"]], -2)
+            _, _, _, (g_s, g_di, g_dj) = _param_grads(k, s, -(q * h_i), -gl)
+            inv_w = w_i.reciprocal()
+            g_wh = torch.stack([gx * xi - g_s * s * inv_w, g_s * inv_w - q * k["r"]], -2)
             g_kn = torch.stack([gx, -q], -2)
-            g_d = torch.stack([-(qh * tm["r_di"] + gl * tm["l_di"]),
-                               -(qh * tm["r_dj"] + gl * tm["l_dj"]), *g_end], -2)
+            g_d = torch.stack([g_di, g_dj, *g_end], -2)
             g_theta = _theta_grad(ctx.theta_shape, p, g_wh, g_kn, g_d, ctx.c)
         return g_y, g_theta, None
 
