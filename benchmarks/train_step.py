@@ -15,14 +15,17 @@ repeat) on two copies of the same flow:
   computed as columns) and ``Adam(foreach=True)``, the Trainer's defaults.
 
 Prints, per dimension, the median wall and CPU time of a step (and of its forward, backward and
-optimizer parts) and the ratio old / new; ``--profile D`` adds a torch.profiler table of the
-operators that take the most time at dimension ``D``, by operator family. On a shared machine
-read the CPU times (``time.process_time``) and the ratios; both are medians of ``--repeats``.
+optimizer parts) and the ratio old / new; ``--sample N`` adds the time of ``flow.sample(N)``
+in float64 (the frozen flow of the final estimate); ``--profile D`` adds a torch.profiler table
+of the operators that take the most time at dimension ``D``, by operator family. On a shared
+machine read the CPU times (``time.process_time``) and the ratios; both are medians of
+``--repeats``.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/train_step.py            # d = 2, 4, 8, 16
     OMP_NUM_THREADS=1 python benchmarks/train_step.py --dims 8 --repeats 60 --profile 8
+    OMP_NUM_THREADS=1 python benchmarks/train_step.py --sample 32768   # and sampling
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from flowint.flows import Flow
 from flowint.flows.splines import fused_splines
 from flowint.losses import surrogate_loss
 
-__all__ = ["Setup", "make_setup", "step", "time_steps", "profile_families", "main"]
+__all__ = ["Setup", "make_setup", "step", "time_steps", "time_sampling", "profile_families",
+           "main"]
 
 IMPLS = ("old", "new")
 FAMILIES = {
@@ -128,6 +132,19 @@ def time_steps(dim: int, repeats: int, batch: int = 1024, warmup: int = 3
             for impl, rec in samples.items()}
 
 
+def time_sampling(dim: int, n: int, repeats: int) -> dict[str, float]:
+    """Median CPU seconds of ``flow.sample(n)`` in float64 (the frozen flow of the estimate)."""
+    flow = make_setup(dim)["new"].flow.to(torch.float64)
+    samples: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    for r in range(repeats):
+        for impl in (IMPLS if r % 2 == 0 else IMPLS[::-1]):
+            with fused_splines(impl == "new"):
+                c0 = time.process_time()
+                flow.sample(n, seed=r)
+                samples[impl].append(time.process_time() - c0)
+    return {impl: statistics.median(v) for impl, v in samples.items()}
+
+
 def _family(name: str) -> str:
     bare = name.removeprefix("aten::")
     if "Backward" in name or name.startswith("autograd::"):
@@ -174,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", type=int, default=None, metavar="D")
+    ap.add_argument("--sample", type=int, default=0, metavar="N",
+                    help="also time flow.sample(N) in float64 at each dimension")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), minibatch "
@@ -189,6 +208,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {dim} | {1e3 * o['wall']:.1f} | {1e3 * n['wall']:.1f} | {1e3 * o['cpu']:.1f} "
               f"| {1e3 * n['cpu']:.1f} | {o['cpu'] / n['cpu']:.2f} | {parts['new']} "
               f"| {parts['old']} |", flush=True)
+    if args.sample:
+        print(f"\nflow.sample({args.sample}) in float64, CPU ms, median of 5")
+        print("| d | old | new | ratio old/new |")
+        print("|---|---|---|---|")
+        for dim in args.dims:
+            m = time_sampling(dim, args.sample, 5)
+            print(f"| {dim} | {1e3 * m['old']:.0f} | {1e3 * m['new']:.0f} | "
+                  f"{m['old'] / m['new']:.2f} |", flush=True)
     if args.profile:
         profile_families(args.profile, batch=args.batch)
 
