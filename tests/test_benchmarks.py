@@ -303,3 +303,15 @@ def test_cost_figures_tiny(tmp_path):
         assert row["status"] == "ok", row
         for col in ("calls", "wall s", "f s", "rel err", "rel sdev", "pull"):
             assert math.isfinite(_number(row[col])), (row["method"], col, row[col])
+
+
+def test_train_step_smoke(capsys):
+    """benchmarks/train_step.py: old and new step times and their ratio, for a tiny step."""
+    train_step = pytest.importorskip("train_step")
+    train_step.main(["--dims", "2", "3", "--repeats", "2", "--batch", "64", "--sample", "256"])
+    out = capsys.readouterr().out
+    head, body = _table_lines(out, "d")
+    assert "CPU ratio old/new" in head and [row[0] for row in body] == ["2", "3"]
+    for row in body:
+        assert all(math.isfinite(_number(row[i])) and _number(row[i]) > 0 for i in range(1, 6))
+    assert "flow.sample(256)" in out

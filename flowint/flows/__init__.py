@@ -23,6 +23,7 @@ from .masks import alternating_masks, binary_masks, make_masks, random_masks, sp
 from .permutation import Permutation
 from .realnvp import AdditiveCoupling, AffineCoupling, MaskedCoupling
 from .recipes import affine_flow, cnf_flow, elementwise_flow, iaf_flow, maf_flow, realnvp_flow
+from .rq_fused import fused_splines
 from .splines import PiecewiseLinear, PiecewiseQuadratic, RationalQuadratic, SplineMap, make_spline
 from .transformers import (
     AffineMap,
@@ -58,6 +59,7 @@ __all__ = [
     "make_flow",
     "make_masks",
     "make_spline",
+    "fused_splines",
     "random_masks",
     "register_builder",
     "splits_every_pair",

@@ -52,6 +52,16 @@ class MLP(nn.Sequential):
         layers.append(last)
         super().__init__(*layers)
 
+    def columns(self, x: Tensor) -> Tensor:
+        """The output transposed, shape ``(n_out, n)``: the last layer as ``W h^T + b``.
+
+        Equal to ``self(x).T`` up to rounding, but contiguous in this layout without a copy.
+        """
+        for layer in list(self)[:-1]:
+            x = layer(x)
+        last = self[-1]
+        return torch.addmm(last.bias.unsqueeze(1), last.weight, x.t())
+
 
 class Coupling(Bijection):
     """The mechanics shared by every coupling layer: ``x_A = z_A``, ``x_B = τ(z_B; h(z_A))``.
@@ -90,6 +100,14 @@ class Coupling(Bijection):
         return t_a
 
     def _couple(self, t: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        column_map = getattr(self.transformer, "column_map", None)
+        fn = column_map(inverse) if column_map is not None else None
+        if fn is not None:  # parameters as columns: no per-point layout of theta at all
+            n = t.shape[0]
+            theta = self.net.columns(self._encode(t.index_select(1, self.idx_a)))
+            theta = theta.view(self.n_b, self.transformer.n_params, n)
+            out_b, ladj = fn(t.t().index_select(0, self.idx_b), theta)
+            return t.index_copy(1, self.idx_b, out_b.t()), ladj.sum(0)
         theta = self.net(self._encode(t.index_select(1, self.idx_a)))
         theta = theta.view(t.shape[0], self.n_b, self.transformer.n_params)
         fn = self.transformer.inverse if inverse else self.transformer.forward

@@ -23,12 +23,17 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._spline_ops import _knots, _pin_ends, _search, _take, _widths
+from .rq_fused import RQConstants, column_map, fused_enabled, fused_splines, rq_forward, rq_inverse
+
 __all__ = [
+    "fused_splines",
     "SplineMap",
     "PiecewiseLinear",
     "PiecewiseQuadratic",
@@ -36,85 +41,6 @@ __all__ = [
     "make_spline",
     "SPLINES",
 ]
-
-
-# Performance note: in a coupling layer every tensor below has shape (n, n_b, bins), the
-# largest in the flow, and the work is memory-bound, so the helpers avoid temporaries and
-# copies of that size (in-place updates of fresh tensors, one concatenation for the knots, no
-# per-point copies of shared knots) while computing exactly the same values.
-
-
-def _widths(logits: Tensor, min_width: float) -> Tensor:
-    """Softmax bin sizes with a floor: each is at least ``min_width``, and they sum to one."""
-    k = logits.shape[-1]
-    # min_width + c * softmax, with the addition in place on the fresh product.
-    return _softmax(logits).mul(1.0 - min_width * k).add_(min_width)
-
-
-def _softmax(logits: Tensor) -> Tensor:
-    """Softmax over the last axis, written out.
-
-    With a last axis of a few bins, ``torch.softmax``'s CPU kernel runs its scalar tail on
-    every row: 4x slower forward and 2x slower backward than these element-wise operations
-    (1024 x 4 x 8 floats). The maximum is detached: softmax does not depend on the shift, so
-    the gradient is exact and skips the max's backward.
-    """
-    e = torch.exp(logits - logits.detach().amax(-1, keepdim=True))
-    return e / e.sum(-1, keepdim=True)
-
-
-def _knots(widths: Tensor) -> Tensor:
-    """Cumulative knots ``0 = k_0 < ... < k_K = 1`` of bin widths (end knot exactly one)."""
-    cum = torch.cumsum(widths, dim=-1)
-    ends = cum.new_ones(cum.shape[:-1] + (2,))
-    ends[..., 0] = 0.0
-    return torch.cat([ends[..., :1], cum[..., :-1], ends[..., 1:]], dim=-1)
-
-
-def _search(knots: Tensor, x: Tensor) -> Tensor:
-    """Index ``i`` (shape ``(..., 1)``) of the bin ``[k_i, k_{i+1})`` holding ``x``, clamped.
-
-    ``knots`` has shape ``(..., K+1)``, either one row per element of ``x`` or broadcast over
-    its leading axes (shared by all points); shared knots are never copied per point.
-    """
-    last = knots.shape[-1] - 2
-    if knots.ndim == 1:  # one shared set of knots: search without copying it per point
-        idx = torch.searchsorted(knots.contiguous(), x.contiguous(), right=True) - 1
-        return idx.clamp_(0, last).unsqueeze(-1)
-    if knots.ndim == 2 and x.ndim == 2 and knots.shape[0] == x.shape[1]:
-        # Per-axis knots (dim, K+1) shared by a batch (n, dim), as in the elementwise layers:
-        # search each axis's column of points in that axis's knots.
-        idx = torch.searchsorted(knots.contiguous(), x.T.contiguous(), right=True) - 1
-        return idx.clamp_(0, last).T.unsqueeze(-1)
-    knots = knots.expand(*x.shape, knots.shape[-1]).contiguous()  # no copy when per point
-    idx = torch.searchsorted(knots, x.unsqueeze(-1).contiguous(), right=True) - 1
-    return idx.clamp_(0, last)
-
-
-def _clip01(t: Tensor) -> Tensor:
-    """Clamp to ``[0, 1]`` (removes rounding excursions) while passing gradients through."""
-    return t + (t.clamp(0.0, 1.0) - t).detach()
-
-
-def _pin_ends(inp: Tensor, out: Tensor, ladj: Tensor, ladj_at_0: Tensor,
-              ladj_at_1: Tensor) -> tuple[Tensor, Tensor]:
-    """Clamp ``out`` to ``[0, 1]`` and map the ends of the interval exactly to themselves.
-
-    A bin narrower than the spacing of floats near an end (possible when the floor on bin
-    sizes is zero) has an inner knot that rounds onto the end, and the end then lands at the
-    wrong side of that bin. The maps fix 0 and 1 by construction, so there the output is set
-    exactly and ``ladj`` to its value at the end (``ladj_at_0``, ``ladj_at_1``: the log-slope at
-    the first and last knot); elsewhere nothing changes, and gradients pass through ``out``.
-    """
-    out = _clip01(out)
-    lo, hi = inp <= 0.0, inp >= 1.0
-    out = out + torch.where(lo | hi, inp - out, 0.0).detach()
-    return out, torch.where(lo, ladj_at_0, torch.where(hi, ladj_at_1, ladj))
-
-
-def _take(t: Tensor, idx: Tensor) -> Tensor:
-    """``t[..., idx]`` with ``idx`` of shape ``(..., 1)``; returns shape ``(...)``."""
-    return torch.gather(t.expand(*idx.shape[:-1], t.shape[-1]), -1, idx).squeeze(-1)
 
 
 class SplineMap:
@@ -299,6 +225,8 @@ class RationalQuadratic(SplineMap):
         self.min_derivative = float(min_derivative)
         # softplus(shift) = 1 - min_derivative, so theta = 0 gives unit derivatives (identity).
         self._shift = math.log(math.expm1(1.0 - self.min_derivative))
+        self._constants = RQConstants(self.bins, self.min_width, self.min_height,
+                                      self.min_derivative, self._shift)
 
     @property
     def n_params(self) -> int:
@@ -327,7 +255,28 @@ class RationalQuadratic(SplineMap):
         return (_take(w, idx), _take(h, idx), _take(d, idx), _take(d, idx + 1),
                 _take(xk, idx), _take(yk, idx))
 
+    # Per-point parameters (coupling, autoregressive layers) go through the fused Functions;
+    # parameters shared by a batch (elementwise layers) through the reference.
     def forward(self, x: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        if fused_enabled() and theta.shape[:-1] == x.shape:
+            return rq_forward(x, theta, self._constants)
+        return self.forward_reference(x, theta)
+
+    def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        if fused_enabled() and theta.shape[:-1] == y.shape:
+            return rq_inverse(y, theta, self._constants)
+        return self.inverse_reference(y, theta)
+
+    def column_map(self, inverse: bool = False) -> Callable[..., tuple[Tensor, Tensor]] | None:
+        """The map with parameters as columns, or ``None`` while the fused spline is off.
+
+        See :func:`~flowint.flows.rq_fused.column_map`: ``fn(x, theta)`` with ``x`` of shape
+        ``(..., M)`` and ``theta`` of shape ``(..., n_params, M)``.
+        """
+        return column_map(self._constants, inverse) if fused_enabled() else None
+
+    def forward_reference(self, x: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` by element-by-element autograd operations (any broadcasting)."""
         w, h, d, xk, yk = self._params(theta)
         x = x.clamp(0.0, 1.0)
         idx = _search(xk, x)
@@ -342,7 +291,8 @@ class RationalQuadratic(SplineMap):
         ends = torch.log(d[..., [0, -1]]).expand(*x.shape, 2)
         return _pin_ends(x, y, ladj, ends[..., 0], ends[..., 1])
 
-    def inverse(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_reference(self, y: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`inverse` by element-by-element autograd operations (any broadcasting)."""
         w, h, d, xk, yk = self._params(theta)
         y = y.clamp(0.0, 1.0)
         idx = _search(yk, y)

@@ -66,7 +66,9 @@ class Trainer:
         self.buffer = max(1, int(buffer))
         self.temper = float(temper) if temper else 0.0
         self.lr_final = float(lr_final)
-        self.optimizer = torch.optim.Adam(flow.parameters(), lr=self.base_lr)
+        # foreach: one multi-tensor update instead of a Python loop over the parameters (the
+        # same values; the default on accelerators, not on the CPU).
+        self.optimizer = torch.optim.Adam(flow.parameters(), lr=self.base_lr, foreach=True)
 
     def learning_rate(self, state: RunState, position: float) -> float:
         """The cosine-decayed learning rate at ``position`` (0 to 1) of a training loop."""
