@@ -25,6 +25,7 @@ from ._rng import SeedLike, make_generator
 from .flows import Flow, make_flow
 from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
+from .run.channels import build_channels
 from .run.driver import CallDriver, check_count, check_tolerances, progress_bar
 from .run.estimator import Estimator
 from .run.policy import Policy
@@ -72,6 +73,11 @@ class Integrator:
         self.estimator = Estimator(dim, self.generator, s.estimate_dtype)
         self._integrands: dict[int, Integrand] = {}
         self._since_checkpoint = 0
+        #: A split run's channel integrators, ``{"+": ..., "-": ...}`` (empty until a call
+        #: splits a sign-changing integrand; see :mod:`flowint.run.channels`).
+        self.channels: dict[str, Integrator] = {}
+        #: The integrator a channel belongs to (it checkpoints through it); ``None`` otherwise.
+        self.parent: Integrator | None = None
         if s.checkpoint is not None:
             _ckpt.resume(self, s.checkpoint)
 
@@ -250,6 +256,9 @@ class Integrator:
     def checkpoint_step(self, done: bool = False) -> None:
         """Write the automatic checkpoint when one is due (every ``checkpoint_every``
         iterations and at the end of a loop)."""
+        if self.parent is not None:  # a channel: saved with the integrator it belongs to
+            self.parent.checkpoint_step(done)
+            return
         path = self.settings.checkpoint
         if path is None:
             return
@@ -259,7 +268,8 @@ class Integrator:
             self._since_checkpoint = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: settings, flow, optimizer, run state and RNG state.
+        """Everything needed to resume: settings, flow, optimizer, run state and RNG state,
+        and each channel's own (``"channels"``: seed and state dict) after a split run.
 
         Plain tensors and containers only, so it saves with ``torch.save`` and loads with
         ``torch.load(..., weights_only=True)``. Settings that are objects (a Flow passed as
@@ -279,6 +289,8 @@ class Integrator:
             "state": self.state.to_dict(),
             "rng": self.generator.get_state(),
             "rng_device": self.generator.device.type,
+            "channels": {c: {"seed": int(ch.settings.seed), "state": ch.state_dict()}
+                         for c, ch in self.channels.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -291,6 +303,11 @@ class Integrator:
         self.trainer.optimizer.load_state_dict(state["optimizer"])
         self.state = RunState.from_dict(state["state"], self.device)
         self.generator.set_state(state["rng"])
+        saved = state.get("channels") or {}
+        self.channels = build_channels(self, {c: v["seed"] for c, v in saved.items()}) \
+            if saved else {}
+        for c, child in self.channels.items():
+            child.load_state_dict(saved[c]["state"])
 
 
 def integrate(f: Callable, dim: int, bounds: Any = None, *, budget: int = 1_000_000,
