@@ -201,7 +201,10 @@ class Integrator:
         spending the calls on the best static candidate, and ends with quasi-random
         randomizations through the best sampler. Training iterations enter the estimate with
         weights fixed before their draw (``reuse``). With ``n_train``, exactly that many
-        calls train the flow and the flow makes the final estimate.
+        calls train the flow and the flow makes the final estimate. A sign-changing scalar
+        integrand is split into its positive and negative parts, two channels with their own
+        flows and draws (``signed``; :mod:`flowint.run.channels`): ``result.method`` is then
+        ``"channels"`` and ``result.channels`` holds each part's result.
 
         Arguments:
             f: the integrand.

@@ -95,6 +95,15 @@ def test_auto_leaves_positive_integrands_alone():
     assert abs(r.pull(gauss_exact(2))) < 5
 
 
+def test_forced_split_of_a_positive_integrand_has_an_empty_negative_channel():
+    with pytest.warns(RuntimeWarning, match="channel -: the integrand was zero"):
+        r = flowint.integrate(gauss, 2, budget=8000, seed=1, signed="split", backend="numpy",
+                              **FAST)
+    assert r.method == "channels" and r.channels["-"].mean == 0.0 == r.channels["-"].sdev
+    assert r.channels["-"].n_evals < r.channels["+"].n_evals / 4  # the policy gave it little
+    assert r.mean == r.channels["+"].mean and abs(r.pull(gauss_exact(2))) < 5
+
+
 def test_off_keeps_one_density_at_the_single_density_bound():
     """One density for both signs: the i.i.d. rel. std per sample cannot go below
     √((∫|f|/I)² − 1) = 2.9; the split goes far below it with the same calls."""

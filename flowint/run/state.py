@@ -10,7 +10,13 @@ Progress records are dicts of numbers, strings, lists and tensors:
 - ``call``: the call of :meth:`~flowint.Integrator.__call__` in flight — its arguments
   (``key``), the counters when it started, the policy's measurements (``measures``: candidate
   name to a list of :class:`Measurement` tuples), the per-axis grid candidate's edges, the
-  reusable training iterations (``pieces``: :class:`Piece` tuples) and the choice made.
+  reusable training iterations (``pieces``: :class:`Piece` tuples) and the choice made; the
+  positive and negative parts of the weights seen (``signs``) and, once a sign-changing
+  integrand is split, the split's progress (``split``: calls left at the split, pilot size,
+  each channel's measured ``σ`` and mean, the allocation, per-channel error targets and the
+  finished channels' results; :mod:`flowint.run.channels`). The channels' own states (flow,
+  optimizer, run state, random state) are saved beside this one by
+  :meth:`~flowint.Integrator.state_dict`.
 - ``train``: a training loop in flight (iteration, calls spent, learning rate at its start).
 - ``final``: a final estimate in flight (randomization size, weights so far, next look).
 """
