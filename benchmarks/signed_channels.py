@@ -33,7 +33,8 @@ import integrands
 
 CASES = ["signed_camel:dim=2", "signed_camel:dim=4"]
 COLUMNS = ["integrand", "signed", "qmc", "n_train", "result", "exact", "pull", "sampler",
-           "rel std/sample", "channel + rel std", "channel − rel std", "calls", "final calls",
+           "rel std/sample", "channel + rel std (sampler)",
+           "channel − rel std (sampler)", "calls", "final calls",
            "s"]
 
 
@@ -47,7 +48,8 @@ def run(spec: str, mode: str, qmc: bool, budget: int, n_train: int | None,
         r = flowint.integrate(f, f.dim, budget=budget, n_train=n_train, seed=seed,
                               signed=mode, qmc=qmc, progress=False)
     seconds = time.perf_counter() - t0
-    part = {c: r.channels[c].rel_std if c in r.channels else None for c in ("+", "-")}
+    part = {c: f"{common.fmt(r.channels[c].rel_std)} ({r.channels[c].method})"
+            if c in r.channels else "—" for c in ("+", "-")}
     return [spec, mode, "yes" if qmc else "no", n_train, str(r), f"{float(f.exact):.8g}",
             r.pull(float(f.exact)), r.method, r.rel_std, part["+"], part["-"], r.n_evals,
             r.n_evals_final, seconds]

@@ -14,6 +14,7 @@ import flowint
 from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
+from flowint.run.state import Measurement, RunState
 from integrands.peaks import SignedCamel
 
 # small flows, few gradient steps, fixed batches: a split run of 6000 calls takes about 1 s
@@ -72,6 +73,21 @@ def test_policy_splits_on_both_signs_and_allocates_by_sigma():
     assert goals["+"] ** 2 + goals["-"] ** 2 == pytest.approx(1e-4)
     assert goals["+"] / goals["-"] == pytest.approx(math.sqrt(3.0))
     assert policy.channel_goals(None, None, {"+": 1.0}, {"+": 1.0}) == {"+": None}
+
+
+def test_a_flow_trained_before_the_call_is_not_passed_over_for_a_static_sampler():
+    """A channel's call starts with a flow its pilot trained: a static sampler that would
+    suffice against an untrained flow must first be compared with training on."""
+    policy = Policy(2, Settings())
+    smooth = [list(Measurement(64 * 4**i, 8, 1.0, (64.0 * 4**i) ** -3, 0.5)) for i in range(3)]
+
+    def action(trained: bool) -> str:
+        call = {"measures": {"identity": smooth}, "explore_n": 0, "history_start": 0,
+                "key": {"budget": 10**6, "time_limit": None}, "batch": 1000,
+                "train_cap": 8e5, "n_train": None, "trained": trained}
+        return policy.next_action(call, RunState(), 1e6, None).kind
+
+    assert action(False) == "final" and action(True) == "train"
 
 
 # ------------------------------------------------------------------ what a split run does

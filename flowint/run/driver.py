@@ -187,7 +187,7 @@ class CallDriver:
         call = state.begin("call", key, start_evals=state.n_evals, history_start=len(
             state.history), batch=batch, n_train=n_train, measures={}, elapsed=0.0,
             explore_n=integ.policy.explore_size(budget, rtol, atol) if explores else 0,
-            seconds0=dict(state.seconds),
+            seconds0=dict(state.seconds), trained=any(r.phase == "train" for r in state.history),
             train_cap=n_train or int(budget * float(integ.settings.train_fraction)))
         self.t_start = time.perf_counter() - float(call["elapsed"])
         self.seconds0 = dict(call["seconds0"])

@@ -179,8 +179,8 @@ class Policy(ChannelDecisions):
                    and (mod := model(m)).reliable}
         best_static = min(statics, key=lambda c: self._static_score(c, statics[c], left, goal),
                           default=None)
-        if best_static is not None and not train and self._static_suffices(
-                statics[best_static], left, goal, call["key"]["budget"]):
+        if best_static is not None and not train and not call.get("trained") and \
+                self._static_suffices(statics[best_static], left, goal, call["key"]["budget"]):
             return self._choose(call, best_static, left, goal, history)
         if self.split_due(call, left):  # no static sampler suffices: f⁺ and f⁻ apart
             return Action("split")
@@ -242,7 +242,8 @@ class Policy(ChannelDecisions):
 
     @staticmethod
     def _static_suffices(m: Model, left: float, goal: float | None, budget: float) -> bool:
-        """Whether a static candidate is so good that training is not worth trying: it meets
+        """Whether a static candidate is so good that training is not worth trying (asked only
+        when the flow was not trained before the call, e.g. by a split run's pilot): it meets
         the goal within a tenth of the calls left, or its predicted relative error is below
         that of i.i.d. points with a per-sample relative std of ``ρ_floor(B) = 0.2 (3·10⁴ /
         B)^½`` (clipped to [0.005, 0.3]): a rough envelope of what flows reach with ``B``
