@@ -25,7 +25,7 @@ from ._rng import SeedLike, make_generator
 from .flows import Flow, make_flow
 from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
-from .run.channels import build_channels
+from .run.channels import ChannelMixture, build_channels
 from .run.driver import CallDriver, check_count, check_tolerances, progress_bar
 from .run.estimator import Estimator
 from .run.policy import Policy
@@ -136,8 +136,13 @@ class Integrator:
         """Points per training iteration (see :meth:`Policy.batch_size`)."""
         return self.policy.batch_size(budget)
 
-    def frozen_flow(self) -> Flow:
-        """A copy of the current flow in ``estimate_dtype`` (what the final estimate samples)."""
+    def frozen_flow(self) -> Flow | ChannelMixture:
+        """A copy of the current flow in ``estimate_dtype`` (what the final estimate samples);
+        after a call that split a sign-changing integrand, the mixture of the channels' frozen
+        flows weighted by their ``|I|`` (:class:`~flowint.run.channels.ChannelMixture`)."""
+        if self.channels and self.state.split_weights:
+            return ChannelMixture({c: ch.frozen_flow() for c, ch in self.channels.items()},
+                                  self.state.split_weights)
         return self.estimator.freeze(self.flow)
 
     # ---------------------------------------------------------------- public API
@@ -235,7 +240,8 @@ class Integrator:
         importance weights ``volume / q`` (``1 / q`` with a prior) from the frozen flow.
 
         For any integrand ``g``, ``mean(g(x) * w)`` estimates ``∫ g`` over the box (with a
-        prior: the prior expectation of ``g``).
+        prior: the prior expectation of ``g``). After a call that split a sign-changing integrand,
+        the points come from the mixture of the channels' flows (:meth:`frozen_flow`).
         """
         n = check_count(n, "n")
         gen = self.generator if seed is None else make_generator(seed, self.device)

@@ -12,6 +12,7 @@ from _slow_integrands import gauss, gauss_exact
 
 import flowint
 from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE
+from flowint.run.channels import ChannelMixture
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
 from flowint.run.state import Measurement, RunState
@@ -168,6 +169,34 @@ def test_error_target_is_shared_between_the_channels():
     r = quiet(CAMEL, 200_000, seed=3, signed="split", rtol=0.02)
     assert r.n_evals < 200_000  # stopped on the target
     assert r.rel_error < 0.03 and abs(r.pull(CAMEL.exact)) < 5
+
+
+def test_after_a_split_the_integrator_samples_the_mixture_of_its_channels():
+    integ = flowint.Integrator(2, seed=1, signed="split", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = integ(CAMEL, 8000)
+    mix = integ.frozen_flow()
+    assert isinstance(mix, ChannelMixture)
+    total = r.channels["+"].mean + r.channels["-"].mean
+    assert mix.alpha.tolist() == pytest.approx([r.channels[c].mean / total for c in "+-"])
+    gen = torch.Generator().manual_seed(0)
+    u = torch.rand(100_000, 2, generator=gen, dtype=torch.float64)
+    q = mix.log_prob(u).exp()  # a density: it integrates to one
+    assert abs(float(q.mean()) - 1.0) < 5 * float(q.std()) / math.sqrt(len(q))
+    x, log_q = mix.sample(2000, seed=gen)  # each point with the density it came from
+    assert torch.allclose(log_q, mix.log_prob(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est = integ.estimate(CAMEL, 16_384)  # one density (the mixture) for f: unbiased
+    assert abs(est.pull(CAMEL.exact)) < 5
+    x, w = integ.sample(20_000, seed=1)
+    value = CAMEL(x) * w
+    assert abs(float(value.mean()) - CAMEL.exact) < 5 * float(value.std()) / math.sqrt(20_000)
+    # a later call that does not split samples the integrator's own flow again
+    auto = integ.with_settings(signed="auto")
+    auto(lambda y: torch.exp(-((y - 0.4) ** 2).sum(-1) / 0.04), 4000)
+    assert auto.channels and not isinstance(auto.frozen_flow(), ChannelMixture)
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -30,6 +30,7 @@ the :class:`~flowint.run.state.RunState`; the channels' own states are saved bes
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ..flows import Flow
 from ..result import Result
 from .allocation import CHANNELS
 from .channel_result import combine_channels, result_from_plain, result_to_plain
@@ -45,7 +47,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
     from .driver import CallDriver
 
-__all__ = ["CHANNELS", "SignedPart", "SplitRun", "build_channels", "track_signs"]
+__all__ = ["CHANNELS", "ChannelMixture", "SignedPart", "SplitRun", "build_channels",
+           "track_signs"]
+
+_BELOW_ONE = 1.0 - 2.0**-53
 
 
 def track_signs(call: dict[str, Any], w: Tensor) -> None:
@@ -175,6 +180,61 @@ class SplitRun:
             for kind in out:
                 out[kind] += child.state.spent(kind) - float(rec["seconds0"][c].get(kind, 0.0))
         return out
+
+
+class ChannelMixture:
+    """The density ``q = Σ α_c q_c`` of the channels' frozen flows, ``α_c ∝ |I_c|``.
+
+    After a split run, ``q ≈ |f| / ∫|f|`` when each channel's flow is close to its part, which
+    is what :meth:`~flowint.Integrator.sample` and the samplers of :mod:`flowint.sampling`
+    (weights ``f/q``, accept–reject on ``|f|``) want. Base points map to the mixture by their
+    first coordinate: ``z₀`` in the ``c``-th interval of the cumulative weights picks channel
+    ``c`` and is stretched back to ``[0, 1)`` (a measure-preserving map, so uniform and
+    scrambled-Sobol base points alike give points of density ``q``).
+
+    Arguments:
+        flows: the channels' frozen flows.
+        weights: ``{channel: |I_c|}`` (normalised here; all zero: equal weights).
+    """
+
+    def __init__(self, flows: dict[str, Flow], weights: dict[str, float]):
+        self.flows = [flows[c] for c in flows]
+        first = self.flows[0]
+        alpha = torch.tensor([abs(float(weights.get(c, 0.0))) for c in flows],
+                             dtype=torch.float64)
+        if not float(alpha.sum()) > 0:
+            alpha = torch.ones_like(alpha)
+        self.alpha = alpha / alpha.sum()
+        self.dim, self.dtype, self.device = first.dim, first.dtype, first.device
+
+    def log_prob(self, u: Tensor) -> Tensor:
+        """``log q(u) = log Σ α_c q_c(u)`` (float64)."""
+        with torch.no_grad():
+            parts = [f.log_prob(u).to(torch.float64) + math.log(a) if a > 0 else
+                     torch.full((u.shape[0],), -math.inf, dtype=torch.float64, device=u.device)
+                     for f, a in zip(self.flows, self.alpha.tolist(), strict=True)]
+        return torch.logsumexp(torch.stack(parts), 0)
+
+    def transform_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Base points to mixture points and their ``log q`` (see the class doc)."""
+        cum = torch.cumsum(self.alpha, 0).to(z.device)
+        z0 = z[:, 0].to(torch.float64).contiguous()
+        idx = torch.searchsorted(cum, z0, right=True).clamp(max=len(self.flows) - 1)
+        lo = cum[idx] - self.alpha.to(z.device)[idx]
+        stretched = ((z0 - lo) / self.alpha.to(z.device)[idx]).clamp(0.0, _BELOW_ONE)
+        z = torch.cat([stretched.to(z.dtype).unsqueeze(-1), z[:, 1:]], 1)
+        u = torch.empty_like(z)
+        with torch.no_grad():
+            for c, flow in enumerate(self.flows):
+                mask = idx == c
+                if bool(mask.any()):
+                    u[mask] = flow.transform_base(z[mask])[0].to(z.dtype)
+        return u, self.log_prob(u)
+
+    def sample(self, n: int, *, seed: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` i.i.d. points of the mixture and their ``log q``."""
+        z = torch.rand(n, self.dim, generator=seed, dtype=self.dtype, device=self.device)
+        return self.transform_base(z)
 
 
 def _quietly(channel: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

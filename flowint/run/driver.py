@@ -191,6 +191,7 @@ class CallDriver:
             train_cap=n_train or int(budget * float(integ.settings.train_fraction)))
         self.t_start = time.perf_counter() - float(call["elapsed"])
         self.seconds0 = dict(call["seconds0"])
+        state.split_weights = None  # the integrator samples its own flow unless this splits
         with progress_bar(integ.settings.progress, budget, "integrating") as bar:
             while not call.get("final_action"):
                 left = self.calls_left(call, budget, time_limit)
@@ -198,6 +199,7 @@ class CallDriver:
                 action = integ.policy.next_action(call, state, left, goal)
                 if action.kind == "split":  # f⁺ and f⁻ as two channels from here on
                     result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
+                    state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
                     state.end("call")
                     return result
                 if action.kind == "final":

@@ -87,6 +87,10 @@ class RunState:
         seconds: seconds spent in ``f``, in training steps and in sampling the flow.
         buffer: evaluated training batches ``(u, target, log_q0)`` kept for re-use.
         call, train, final: progress of the loops in flight (``None`` when idle).
+        split_weights: after a call that split a sign-changing integrand into channels, each
+            channel's ``|I|`` (the weights of the mixture of the channels' flows that the
+            integrator then samples, :class:`~flowint.run.channels.ChannelMixture`); ``None``
+            after any other call.
         log_scale: integrands given as logarithms (``log=True``): every value derived from
             ``f`` (history, buffer, measurements, final weights) is in units of
             ``exp(log_scale)``; ``None`` until a finite ``log f`` has been seen.
@@ -105,6 +109,7 @@ class RunState:
     train: dict[str, Any] | None = None
     final: dict[str, Any] | None = None
     log_scale: float | None = None
+    split_weights: dict[str, float] | None = None
 
     def rescale(self, log_scale: float) -> None:
         """Move every value derived from ``f`` to units of ``exp(log_scale)``.
