@@ -133,6 +133,15 @@ def test_off_keeps_one_density_at_the_single_density_bound():
     assert abs(split.pull(CAMEL.exact)) < 5 and abs(one.pull(CAMEL.exact)) < 5
 
 
+def test_split_with_n_train_trains_each_channel_on_half_and_estimates_the_rest():
+    r = quiet(CAMEL, 9000, seed=5, signed="split", n_train=5000, qmc=False)
+    assert r.method == "channels"
+    assert [p.n_evals_train for p in r.channels.values()] == [0, 0]  # estimates only
+    assert r.n_evals - r.n_evals_final == 5000  # 2500 training calls per channel
+    assert 3000 <= r.n_evals_final <= 4000  # whole batches of the 4000 left
+    assert abs(r.pull(CAMEL.exact)) < 5
+
+
 def test_split_estimate_is_unbiased_over_seeds():
     """Pulls of 16 seeds (quasi-random final estimates, 16 randomizations per channel): mean
     within 5σ of 0, spread that of unit pulls."""
