@@ -135,7 +135,8 @@ class Result:
             multiples of ``exp(log_scale)``; ``None`` otherwise.
         channels: for a split run (``method == "channels"``, :mod:`flowint.run.channels`),
             ``{"+": result for f⁺ = max(f, 0), "-": result for f⁻ = max(−f, 0)}``, each a
-            full :class:`Result` of its own channel (sampler, history, every diagnostic).
+            full :class:`Result` of its own channel (sampler, history, every diagnostic;
+            ``n_evals`` and ``seconds`` count the whole channel, its pilot training included).
             The split result is then ``mean = m⁺ − m⁻``, ``sdev = √(s⁺² + s⁻²)`` (the
             channels draw independent points); ``n_evals`` counts every call (the points
             seen before the split, the channels' pilots and calls); ``n_evals_final``,

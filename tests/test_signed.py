@@ -100,6 +100,8 @@ def test_auto_splits_a_signed_integrand_and_counts_each_call_once():
     assert r.sdev == pytest.approx(math.hypot(r.channels["+"].sdev, r.channels["-"].sdev))
     assert r.channels["+"].mean > 0 and r.channels["-"].mean > 0
     assert r.n_evals == f.points <= 8000  # f evaluated once per point, every call counted
+    assert sum(p.n_evals for p in r.channels.values()) < r.n_evals  # points seen before
+    assert all(p.seconds["train"] > 0 for p in r.channels.values())
     assert r.n_evals_final == sum(p.n_evals_final for p in r.channels.values())
     assert abs(r.pull(CAMEL.exact)) < 5
     assert "channel +:" in r.summary() and "channel -:" in r.summary()
@@ -120,6 +122,7 @@ def test_forced_split_of_a_positive_integrand_has_an_empty_negative_channel():
     assert r.method == "channels" and r.channels["-"].mean == 0.0 == r.channels["-"].sdev
     assert r.channels["-"].n_evals < r.channels["+"].n_evals / 4  # the policy gave it little
     assert r.mean == r.channels["+"].mean and abs(r.pull(gauss_exact(2))) < 5
+    assert sum(p.n_evals for p in r.channels.values()) == r.n_evals  # split at once
 
 
 def test_off_keeps_one_density_at_the_single_density_bound():
@@ -136,7 +139,7 @@ def test_off_keeps_one_density_at_the_single_density_bound():
 def test_split_with_n_train_trains_each_channel_on_half_and_estimates_the_rest():
     r = quiet(CAMEL, 9000, seed=5, signed="split", n_train=5000, qmc=False)
     assert r.method == "channels"
-    assert [p.n_evals_train for p in r.channels.values()] == [0, 0]  # estimates only
+    assert [p.n_evals_train for p in r.channels.values()] == [2500, 2500]  # the pilots
     assert r.n_evals - r.n_evals_final == 5000  # 2500 training calls per channel
     assert 3000 <= r.n_evals_final <= 4000  # whole batches of the 4000 left
     assert abs(r.pull(CAMEL.exact)) < 5

@@ -21,16 +21,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["combine_channels", "result_from_plain", "result_to_plain"]
 
 
-def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[str, Result],
-                     channel_seconds: Mapping[str, float]) -> Result:
+def combine_channels(driver: CallDriver, call: dict[str, Any],
+                     results: Mapping[str, Result]) -> Result:
     """The result of a split call from its channels' results.
 
     Arguments:
         driver: the parent call's driver (its state counts every call of ``f``).
         call: the parent call's progress record.
-        results: ``{"+": result of f⁺, "-": result of f⁻}``.
-        channel_seconds: the channels' seconds of ``"train"`` and ``"sample"`` in this call
-            (their integrand seconds are the parent's).
+        results: ``{"+": result of f⁺, "-": result of f⁻}``, each with the calls and
+            seconds of its whole channel (pilot included); their integrand seconds are also
+            the parent's.
 
     Returns:
         The combined :class:`~flowint.result.Result` (see its ``channels`` attribute for what
@@ -45,8 +45,9 @@ def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[
     chi2, dof = sum(r.chi2 for r in summed), sum(r.dof for r in summed)
     n_final = sum(r.n_evals_final for r in results.values())
     seconds = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
-    for kind, value in channel_seconds.items():
-        seconds[kind] = seconds.get(kind, 0.0) + float(value)
+    for part in results.values():  # the parent's own are exploration before the split
+        for kind in ("train", "sample"):
+            seconds[kind] += float(part.seconds.get(kind, 0.0))
     logs = log_values(mean, sdev, None)
     return Result(
         mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=chi2_q(chi2, dof),

@@ -30,6 +30,7 @@ the :class:`~flowint.run.state.RunState`; the channels' own states are saved bes
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -133,7 +134,8 @@ class SplitRun:
                                                                 strict=True)))
             rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left), piloted=[],
                        sigma={}, mean={}, results={},
-                       seconds0={c: dict(ch.state.seconds) for c, ch in integ.channels.items()})
+                       seconds0={c: dict(ch.state.seconds) for c, ch in integ.channels.items()},
+                       evals0={c: ch.state.n_evals for c, ch in integ.channels.items()})
         self._pilot(rec)
         if "alloc" not in rec:
             rest = budget - (state.n_evals - self.call["start_evals"])
@@ -144,8 +146,8 @@ class SplitRun:
                 rec["results"][c] = result_to_plain(self._channel_call(c, rec, n_train,
                                                                        time_limit))
                 integ.checkpoint_step(done=True)
-        results = {c: result_from_plain(rec["results"][c]) for c in CHANNELS}
-        return combine_channels(self.driver, self.call, results, self._seconds(rec))
+        results = {c: self._whole(c, rec) for c in CHANNELS}
+        return combine_channels(self.driver, self.call, results)
 
     def _pilot(self, rec: dict[str, Any]) -> None:
         """Each channel's pilot training, and its ``σ`` and mean."""
@@ -173,13 +175,14 @@ class SplitRun:
             limits[c] = max(time_limit - self.driver.elapsed(), 1e-3) * n / max(waiting, 1)
         return _quietly(c, child, part, n, atol=goal, time_limit=limits.get(c))
 
-    def _seconds(self, rec: dict[str, Any]) -> dict[str, float]:
-        """Seconds of training and sampling the channels spent in this split."""
-        out = {"train": 0.0, "sample": 0.0}
-        for c, child in self.integ.channels.items():
-            for kind in out:
-                out[kind] += child.state.spent(kind) - float(rec["seconds0"][c].get(kind, 0.0))
-        return out
+    def _whole(self, c: str, rec: dict[str, Any]) -> Result:
+        """Channel ``c``'s result with the calls and seconds of the whole channel in this
+        split, its pilot included (its own call's result counts only that call)."""
+        child = self.integ.channels[c]
+        seconds = {k: child.state.spent(k) - float(rec["seconds0"][c].get(k, 0.0))
+                   for k in ("f", "train", "sample")}
+        return dataclasses.replace(result_from_plain(rec["results"][c]), seconds=seconds,
+                                   n_evals=child.state.n_evals - int(rec["evals0"][c]))
 
 
 class ChannelMixture:
