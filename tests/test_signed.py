@@ -11,6 +11,7 @@ import torch
 from _slow_integrands import gauss, gauss_exact
 
 import flowint
+from flowint.result import IterationRecord
 from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE
 from flowint.run.channels import ChannelMixture
 from flowint.run.policy import Policy
@@ -65,6 +66,9 @@ def test_policy_splits_on_both_signs_and_allocates_by_sigma():
     assert not Policy(2, Settings(log=True)).split_due({"signs": [1.0, 0.5]}, 1e5)
     assert Policy(2, Settings(signed="split")).split_due({}, 1e5)
 
+    pilot = [IterationRecord("train", 100, 2.0, 0.02, 0.1)] * 4  # ρ = 0.1, I = 2: σ = 0.2
+    assert policy.channel_sigma(pilot) == pytest.approx((0.2, 2.0))
+    assert all(math.isnan(v) for v in policy.channel_sigma([]))
     alloc = policy.channel_budgets(100_000, {"+": 3.0, "-": 1.0})
     assert alloc == {"+": 75_000, "-": 25_000}
     tiny = policy.channel_budgets(100_000, {"+": 1.0, "-": 0.0})

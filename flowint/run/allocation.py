@@ -43,6 +43,7 @@ class ChannelDecisions:
 
     settings: Any
     batch_size: Any  # Policy.batch_size
+    training_trend: Any  # Policy.training_trend
 
     def split_due(self, call: dict[str, Any], left: float) -> bool:
         """Whether the call goes on as two channels (see :data:`SIGN_SHARE`).
@@ -74,20 +75,14 @@ class ChannelDecisions:
         batch = self.batch_size(calls)
         return batch * max(1, calls // batch)
 
-    @staticmethod
-    def channel_sigma(train: Sequence[IterationRecord]) -> tuple[float, float]:
-        """``(σ, I)`` of a channel from its pilot's training: ``σ = ρ |I|`` with the median
+    def channel_sigma(self, train: Sequence[IterationRecord]) -> tuple[float, float]:
+        """``(σ, |I|)`` of a channel from its pilot's training: ``σ = ρ |I|`` with the median
         rel. std per sample ``ρ`` and the median estimate of the newer half of the last
-        iterations (:meth:`~flowint.run.policy.Policy.training_trend`)."""
-        recent = list(train)[-16:]
-        newer = recent[len(recent) // 2:]
-        if not newer:
+        iterations (:meth:`~flowint.run.policy.Policy.training_trend`); NaN without any."""
+        if not train:
             return math.nan, math.nan
-        rho = sorted(r.rel_std for r in newer)[len(newer) // 2]
-        mean = sorted(r.mean for r in newer)[len(newer) // 2]
-        if mean == 0.0:
-            return 0.0, 0.0
-        return rho * abs(mean), mean
+        rho, mean, _ = self.training_trend(list(train))
+        return (rho * mean if mean > 0 else 0.0), mean
 
     def _min_channel(self) -> int:
         """Fewest calls of a channel's own call: :data:`MIN_CHANNEL_CALLS`, and two
