@@ -25,6 +25,7 @@ from ._rng import SeedLike, make_generator
 from .flows import Flow, make_flow
 from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
+from .run.channels import ChannelMixture, build_channels
 from .run.driver import CallDriver, check_count, check_tolerances, progress_bar
 from .run.estimator import Estimator
 from .run.policy import Policy
@@ -72,6 +73,11 @@ class Integrator:
         self.estimator = Estimator(dim, self.generator, s.estimate_dtype)
         self._integrands: dict[int, Integrand] = {}
         self._since_checkpoint = 0
+        #: A split run's channel integrators, ``{"+": ..., "-": ...}`` (empty until a call
+        #: splits a sign-changing integrand; see :mod:`flowint.run.channels`).
+        self.channels: dict[str, Integrator] = {}
+        #: The integrator a channel belongs to (it checkpoints through it); ``None`` otherwise.
+        self.parent: Integrator | None = None
         if s.checkpoint is not None:
             _ckpt.resume(self, s.checkpoint)
 
@@ -130,8 +136,13 @@ class Integrator:
         """Points per training iteration (see :meth:`Policy.batch_size`)."""
         return self.policy.batch_size(budget)
 
-    def frozen_flow(self) -> Flow:
-        """A copy of the current flow in ``estimate_dtype`` (what the final estimate samples)."""
+    def frozen_flow(self) -> Flow | ChannelMixture:
+        """A copy of the current flow in ``estimate_dtype`` (what the final estimate samples);
+        after a call that split a sign-changing integrand, the mixture of the channels' frozen
+        flows weighted by their ``|I|`` (:class:`~flowint.run.channels.ChannelMixture`)."""
+        if self.channels and self.state.split_weights:
+            return ChannelMixture({c: ch.frozen_flow() for c, ch in self.channels.items()},
+                                  self.state.split_weights)
         return self.estimator.freeze(self.flow)
 
     # ---------------------------------------------------------------- public API
@@ -195,7 +206,10 @@ class Integrator:
         spending the calls on the best static candidate, and ends with quasi-random
         randomizations through the best sampler. Training iterations enter the estimate with
         weights fixed before their draw (``reuse``). With ``n_train``, exactly that many
-        calls train the flow and the flow makes the final estimate.
+        calls train the flow and the flow makes the final estimate. A sign-changing scalar
+        integrand is split into its positive and negative parts, two channels with their own
+        flows and draws (``signed``; :mod:`flowint.run.channels`): ``result.method`` is then
+        ``"channels"`` and ``result.channels`` holds each part's result.
 
         Arguments:
             f: the integrand.
@@ -226,7 +240,8 @@ class Integrator:
         importance weights ``volume / q`` (``1 / q`` with a prior) from the frozen flow.
 
         For any integrand ``g``, ``mean(g(x) * w)`` estimates ``∫ g`` over the box (with a
-        prior: the prior expectation of ``g``).
+        prior: the prior expectation of ``g``). After a call that split a sign-changing integrand,
+        the points come from the mixture of the channels' flows (:meth:`frozen_flow`).
         """
         n = check_count(n, "n")
         gen = self.generator if seed is None else make_generator(seed, self.device)
@@ -250,6 +265,9 @@ class Integrator:
     def checkpoint_step(self, done: bool = False) -> None:
         """Write the automatic checkpoint when one is due (every ``checkpoint_every``
         iterations and at the end of a loop)."""
+        if self.parent is not None:  # a channel: saved with the integrator it belongs to
+            self.parent.checkpoint_step(done)
+            return
         path = self.settings.checkpoint
         if path is None:
             return
@@ -259,7 +277,8 @@ class Integrator:
             self._since_checkpoint = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: settings, flow, optimizer, run state and RNG state.
+        """Everything needed to resume: settings, flow, optimizer, run state and RNG state,
+        and each channel's own (``"channels"``: seed and state dict) after a split run.
 
         Plain tensors and containers only, so it saves with ``torch.save`` and loads with
         ``torch.load(..., weights_only=True)``. Settings that are objects (a Flow passed as
@@ -279,6 +298,8 @@ class Integrator:
             "state": self.state.to_dict(),
             "rng": self.generator.get_state(),
             "rng_device": self.generator.device.type,
+            "channels": {c: {"seed": int(ch.settings.seed), "state": ch.state_dict()}
+                         for c, ch in self.channels.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -293,6 +314,11 @@ class Integrator:
         self.trainer.optimizer.load_state_dict(state["optimizer"])
         self.state = RunState.from_dict(state["state"], self.device)
         self.generator.set_state(state["rng"])
+        saved = state.get("channels") or {}
+        self.channels = build_channels(self, {c: v["seed"] for c, v in saved.items()}) \
+            if saved else {}
+        for c, child in self.channels.items():
+            child.load_state_dict(saved[c]["state"])
 
 
 def integrate(f: Callable, dim: int, bounds: Any = None, *, budget: int = 1_000_000,

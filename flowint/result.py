@@ -108,8 +108,9 @@ class Result:
         components: for vector integrands, per-component means; else empty.
         covariance: for vector integrands, the covariance matrix of the component estimates.
         method: the sampler of the final estimate: ``"identity"`` (plain randomized
-            quasi-Monte Carlo), ``"grid"`` (quasi-random points through a per-axis grid) or
-            ``"flow"`` (through the trained flow).
+            quasi-Monte Carlo), ``"grid"`` (quasi-random points through a per-axis grid),
+            ``"flow"`` (through the trained flow) or ``"channels"`` (a sign-changing integrand
+            split into its positive and negative parts; see ``channels``).
         seconds: seconds spent in the integrand (``"f"``), in training steps (``"train"``) and
             in sampling samplers (``"sample"``); ``wall_time`` is the whole call.
         n_evals_reused: training evaluations that entered the estimate (with weights fixed
@@ -132,6 +133,19 @@ class Result:
             describe component 0. Empty for scalar integrands.
         log_scale: with ``log=True``, the unit of the history's means and errors: they are
             multiples of ``exp(log_scale)``; ``None`` otherwise.
+        channels: for a split run (``method == "channels"``, :mod:`flowint.run.channels`),
+            ``{"+": result for f⁺ = max(f, 0), "-": result for f⁻ = max(−f, 0)}``, each a
+            full :class:`Result` of its own channel (sampler, history, every diagnostic;
+            ``n_evals`` and ``seconds`` count the whole channel, its pilot training included).
+            The split result is then ``mean = m⁺ − m⁻``, ``sdev = √(s⁺² + s⁻²)`` (the
+            channels draw independent points); ``n_evals`` counts every call (the points
+            seen before the split, the channels' pilots and calls); ``n_evals_final``,
+            ``n_evals_reused`` and ``ess`` are sums over the channels, ``chi2``/``dof`` the
+            sums of the channels' tests, ``unweighting_efficiency`` the smaller and
+            ``max_weight_share`` the larger of the two, ``rel_std`` is
+            ``sdev · √n_evals_final / |mean|``; ``warnings`` are the channels', prefixed
+            ``channel +:`` / ``channel -:``; ``history`` is the iterations before the split.
+            Empty otherwise.
     """
 
     mean: float
@@ -159,6 +173,7 @@ class Result:
     log_sdev: float = math.nan
     log_scale: float | None = None
     component_diagnostics: tuple[dict[str, float], ...] = ()
+    channels: dict[str, Result] = field(default_factory=dict)
 
     @property
     def n_evals_train(self) -> int:
@@ -232,6 +247,9 @@ class Result:
             f"unweighting efficiency = {self.unweighting_efficiency:.3g}",
             f"wall time = {self.wall_time:.2f} s",
         ]
+        for name, part in self.channels.items():
+            lines.append(f"channel {name}: {part}  ({part.method}; {part.n_evals} evaluations, "
+                         f"{part.n_evals_final} final; rel. std per sample {part.rel_std:.4g})")
         if self.n_dropped:
             lines.append(f"non-finite values dropped: {self.n_dropped}")
         lines += [f"warning: {w}" for w in self.warnings]

@@ -20,6 +20,7 @@ from ..flows import Flow, PerAxisGrid
 from ..integrand import Integrand
 from ..result import IterationRecord, Result
 from ..stats import scaled_mean_std
+from .channels import SplitRun, track_signs
 from .estimator import MIN_RANDOMIZATIONS, Estimator, qmc_errors
 from .model import square
 from .policy import Action, next_stage
@@ -114,6 +115,8 @@ class CallDriver:
                **extra: float) -> IterationRecord:
         """Append an iteration's record (component 0) to the history."""
         w = Estimator.weights(fx if fx.ndim == 1 else fx[:, 0], log_q)
+        if fx.ndim == 1 and not self.f.log and self.state.call is not None:
+            track_signs(self.state.call, w)
         rec = iteration_record(phase, w, time.perf_counter() - t0, **extra)
         self.state.history.append(rec)
         return rec
@@ -200,15 +203,21 @@ class CallDriver:
         call = state.begin("call", key, start_evals=state.n_evals, history_start=len(
             state.history), batch=batch, n_train=n_train, measures={}, elapsed=0.0,
             explore_n=integ.policy.explore_size(budget, rtol, atol) if explores else 0,
-            seconds0=dict(state.seconds),
+            seconds0=dict(state.seconds), trained=any(r.phase == "train" for r in state.history),
             train_cap=n_train or int(budget * float(integ.settings.train_fraction)))
         self.t_start = time.perf_counter() - float(call["elapsed"])
         self.seconds0 = dict(call["seconds0"])
+        state.split_weights = None  # the integrator samples its own flow unless this splits
         with progress_bar(integ.settings.progress, budget, "integrating") as bar:
             while not call.get("final_action"):
                 left = self.calls_left(call, budget, time_limit)
                 goal = integ.policy.goal(call, state, rtol, atol)
                 action = integ.policy.next_action(call, state, left, goal)
+                if action.kind == "split":  # f⁺ and f⁻ as two channels from here on
+                    result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
+                    state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
+                    state.end("call")
+                    return result
                 if action.kind == "final":
                     call["final_action"], call["goal"] = list(action), goal
                     integ.checkpoint_step(done=True)  # the end of exploration and training

@@ -26,6 +26,7 @@ import math
 from typing import Any, NamedTuple
 
 from ..result import IterationRecord
+from .allocation import ChannelDecisions
 from .estimator import MIN_RANDOMIZATIONS
 from .model import Model, goal_var, model, pow2_floor, square
 from .state import Measurement, RunState
@@ -42,7 +43,8 @@ class Action(NamedTuple):
 
     Attributes:
         kind: ``"measure"`` (randomizations of a candidate), ``"train"`` (one training
-            iteration) or ``"final"`` (the final estimate).
+            iteration), ``"final"`` (the final estimate) or ``"split"`` (go on as two
+            channels, :mod:`flowint.run.channels`).
         candidate: ``"identity"``, ``"grid"`` or ``"flow"``.
         n: points per randomization (per iteration for ``"train"``).
         k: randomizations (most randomizations for ``"final"``).
@@ -56,8 +58,9 @@ class Action(NamedTuple):
     planned_var: float = math.inf
 
 
-class Policy:
-    """Budget decisions for one integrator (see the module doc).
+class Policy(ChannelDecisions):
+    """Budget decisions for one integrator (see the module doc; sign-changing integrands:
+    :mod:`flowint.run.allocation`).
 
     Arguments:
         dim: dimension.
@@ -147,6 +150,9 @@ class Policy:
             goal: the error target as an absolute standard error (``None``: fixed budget).
         """
         history = state.history
+        if call.get("split") is not None or self.settings.signed == "split":
+            if self.split_due(call, left):
+                return Action("split")
         measures = call.setdefault("measures", {})
         n1 = int(call["explore_n"]) if call.get("explore_n") else 0
         for cand in (("identity", "grid") if n1 else ()):
@@ -163,6 +169,8 @@ class Policy:
         if call.get("n_train") is not None:
             spent = sum(r.n for r in history[call["history_start"]:]
                         if r.phase in ("train", "warmup"))
+            if self.split_due(call, left):
+                return Action("split")
             if spent < call["n_train"]:
                 return Action("train", "flow", min(call["batch"], call["n_train"] - spent))
             return self.final_action(call, "flow", left, goal, history)
@@ -179,9 +187,11 @@ class Policy:
                    and (mod := model(m)).reliable}
         best_static = min(statics, key=lambda c: self._static_score(c, statics[c], left, goal),
                           default=None)
-        if best_static is not None and not train and self._static_suffices(
-                statics[best_static], left, goal, call["key"]["budget"]):
+        if best_static is not None and not train and not call.get("trained") and \
+                self._static_suffices(statics[best_static], left, goal, call["key"]["budget"]):
             return self._choose(call, best_static, left, goal, history)
+        if self.split_due(call, left):  # no static sampler suffices: f⁺ and f⁻ apart
+            return Action("split")
         cap = float(call["train_cap"])
         spent = sum(r.n for r in train)
         if spent + batch > cap or left < 2 * batch:
@@ -242,7 +252,8 @@ class Policy:
 
     @staticmethod
     def _static_suffices(m: Model, left: float, goal: float | None, budget: float) -> bool:
-        """Whether a static candidate is so good that training is not worth trying: it meets
+        """Whether a static candidate is so good that training is not worth trying (asked only
+        when the flow was not trained before the call, e.g. by a split run's pilot): it meets
         the goal within a tenth of the calls left, or its predicted relative error is below
         that of i.i.d. points with a per-sample relative std of ``ρ_floor(B) = 0.2 (3·10⁴ /
         B)^½`` (clipped to [0.005, 0.3]): a rough envelope of what flows reach with ``B``

@@ -15,7 +15,10 @@ import torch
 
 from ..losses import LOSSES
 
-__all__ = ["DEFAULTS", "Settings"]
+__all__ = ["DEFAULTS", "SIGNED_MODES", "Settings"]
+
+#: The values of the ``signed`` setting.
+SIGNED_MODES = ("auto", "split", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,12 @@ class Settings:
             take it), applied to every point before ``f``: the integral over the cube is then
             the evidence ``∫ L(θ) π(θ) dθ``. Not with ``bounds``; not saved in checkpoints
             (pass it again when loading one).
+        signed: sign-changing scalar integrands in :meth:`~flowint.Integrator.__call__`:
+            ``"auto"`` splits ``f = f⁺ − f⁻`` into two channels, each with its own flow and
+            its own draws (:mod:`flowint.run.channels`), once the points seen show both signs
+            and no static sampler suffices; ``"split"`` always splits (an error for vector
+            integrands); ``"off"``: one density trained on ``|f|``. Ignored with ``log=True``
+            (a logarithm has no sign) and by ``train``/``estimate``.
     """
 
     flow: Any = "rqs"
@@ -103,6 +112,7 @@ class Settings:
     checkpoint_every: int = 1
     log: bool = False
     prior: Any = None
+    signed: str = "auto"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -128,6 +138,11 @@ class Settings:
         if self.prior is not None and not callable(self.prior):
             raise TypeError(f"prior must be a callable (a prior transform), got "
                             f"{type(self.prior).__name__}")
+        if self.signed not in SIGNED_MODES:
+            raise ValueError(f"signed must be one of {SIGNED_MODES}, got {self.signed!r}")
+        if self.signed == "split" and self.log:
+            raise ValueError("signed='split' needs log=False: an integrand given as a logarithm "
+                             "cannot change sign")
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
                 or not math.isfinite(lr):

@@ -10,7 +10,13 @@ Progress records are dicts of numbers, strings, lists and tensors:
 - ``call``: the call of :meth:`~flowint.Integrator.__call__` in flight — its arguments
   (``key``), the counters when it started, the policy's measurements (``measures``: candidate
   name to a list of :class:`Measurement` tuples), the per-axis grid candidate's edges, the
-  reusable training iterations (``pieces``: :class:`Piece` tuples) and the choice made.
+  reusable training iterations (``pieces``: :class:`Piece` tuples) and the choice made; the
+  positive and negative parts of the weights seen (``signs``) and, once a sign-changing
+  integrand is split, the split's progress (``split``: calls left at the split, pilot size,
+  each channel's measured ``σ`` and mean, the allocation, per-channel error targets and the
+  finished channels' results; :mod:`flowint.run.channels`). The channels' own states (flow,
+  optimizer, run state, random state) are saved beside this one by
+  :meth:`~flowint.Integrator.state_dict`.
 - ``train``: a training loop in flight (iteration, calls spent, learning rate at its start).
 - ``final``: a final estimate in flight (randomization size, weights so far, next look).
 """
@@ -82,6 +88,10 @@ class RunState:
         buffer: evaluated training batches ``(u, log_target, log_q0)`` kept for re-use
             (``log_target`` is ``log |f|`` or of a norm, in absolute units).
         call, train, final: progress of the loops in flight (``None`` when idle).
+        split_weights: after a call that split a sign-changing integrand into channels, each
+            channel's ``|I|`` (the weights of the mixture of the channels' flows that the
+            integrator then samples, :class:`~flowint.run.channels.ChannelMixture`); ``None``
+            after any other call.
         log_scale: integrands given as logarithms (``log=True``): every value derived from
             ``f`` (history, measurements, final weights; not the buffer) is in units of
             ``exp(log_scale)``; ``None`` until a finite ``log f`` has been seen.
@@ -100,6 +110,7 @@ class RunState:
     train: dict[str, Any] | None = None
     final: dict[str, Any] | None = None
     log_scale: float | None = None
+    split_weights: dict[str, float] | None = None
 
     def rescale(self, log_scale: float) -> None:
         """Move every value derived from ``f`` to units of ``exp(log_scale)``.

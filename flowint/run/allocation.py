@@ -1,0 +1,122 @@
+"""The Policy's decisions about sign-changing integrands: when to split, and who gets the calls.
+
+A sign-changing ``f`` is integrated as two channels, ``I = I⁺ − I⁻`` with
+``I± = ∫ max(±f, 0)`` (:mod:`flowint.run.channels`). The channels draw independent points, so
+the variance of the difference is ``σ⁺²/n⁺ + σ⁻²/n⁻`` (``σ±``: the per-call standard deviation
+of each part's weights); for ``n⁺ + n⁻ = N`` it is smallest at ``n± ∝ σ±`` (Neyman's
+allocation), where it is ``(σ⁺ + σ⁻)² / N``. An absolute error target ``g`` is met with the
+fewest calls by per-channel targets ``g±² = g² σ± / (σ⁺ + σ⁻)``.
+
+:class:`ChannelDecisions` is a part of :class:`~flowint.run.policy.Policy`: every number here
+is a function of the call record (plain data in the :class:`~flowint.run.state.RunState`), so
+a resumed run decides alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..result import IterationRecord
+
+__all__ = ["CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
+           "MIN_SPLIT_CALLS", "PILOT_FRACTION", "SIGN_SHARE"]
+
+#: The channels of a split run: the positive and the negative part.
+CHANNELS = ("+", "-")
+#: ``signed="auto"`` splits once the smaller part holds this share of ``∫|f|`` estimated on
+#: the points seen: below it the single-density bound ``√((∫|f|/I)² − 1) ≈ 2√share`` is
+#: at most 0.02, which a split would not repay.
+SIGN_SHARE = 1e-4
+#: Fewest calls left for which a run splits (the pilots and two calls need them).
+MIN_SPLIT_CALLS = 4000
+#: The pilot's calls per channel, as a fraction of the calls left at the split.
+PILOT_FRACTION = 0.05
+#: Fewest calls a channel's own call gets (with at least 2 % of those left).
+MIN_CHANNEL_CALLS = 500
+MIN_CHANNEL_SHARE = 0.02
+
+
+class ChannelDecisions:
+    """Decisions of a split run (mixed into :class:`~flowint.run.policy.Policy`)."""
+
+    settings: Any
+    batch_size: Any  # Policy.batch_size
+    training_trend: Any  # Policy.training_trend
+
+    def split_due(self, call: dict[str, Any], left: float) -> bool:
+        """Whether the call goes on as two channels (see :data:`SIGN_SHARE`).
+
+        ``signed="split"`` splits at once, ``"auto"`` once ``call["signs"]`` (the positive
+        and negative parts of the weights seen, summed over iterations) shows both signs;
+        never with ``log=True``, ``"off"``, or fewer than :data:`MIN_SPLIT_CALLS` left. Once
+        taken, the decision is kept in the call record.
+        """
+        if call.get("split") is not None:
+            return True
+        s = self.settings
+        if s.signed == "off" or s.log or left < max(MIN_SPLIT_CALLS, 4 * self._min_channel()):
+            return False
+        if s.signed == "auto":
+            pos, neg = call.get("signs", (0.0, 0.0))
+            if not (min(pos, neg) > SIGN_SHARE * (pos + neg)):
+                return False
+        call["split"] = {}
+        return True
+
+    def pilot_calls(self, rest: int, n_train_left: int | None) -> int:
+        """Training calls of each channel's pilot: :data:`PILOT_FRACTION` of the calls left
+        in whole training batches, or, with ``n_train``, half the training calls left (the
+        whole training)."""
+        if n_train_left is not None:
+            return max(int(n_train_left) // 2, 100)
+        calls = max(int(PILOT_FRACTION * rest), 100)
+        batch = self.batch_size(calls)
+        return batch * max(1, calls // batch)
+
+    def channel_sigma(self, train: Sequence[IterationRecord]) -> tuple[float, float]:
+        """``(σ, |I|)`` of a channel from its pilot's training: ``σ = ρ |I|`` with the median
+        rel. std per sample ``ρ`` and the median estimate of the newer half of the last
+        iterations (:meth:`~flowint.run.policy.Policy.training_trend`); NaN without any."""
+        if not train:
+            return math.nan, math.nan
+        rho, mean, _ = self.training_trend(list(train))
+        return (rho * mean if mean > 0 else 0.0), mean
+
+    def _min_channel(self) -> int:
+        """Fewest calls of a channel's own call: :data:`MIN_CHANNEL_CALLS`, and two
+        training batches where ``batch_size`` is set."""
+        return max(MIN_CHANNEL_CALLS, 2 * int(self.settings.batch_size or 0))
+
+    def channel_budgets(self, rest: int, sigmas: Mapping[str, float]) -> dict[str, int]:
+        """The calls left divided ``∝ σ`` between the channels (Neyman's allocation), each
+        given at least :data:`MIN_CHANNEL_SHARE` of them and :meth:`_min_channel` calls; an
+        even split where no ``σ`` was measured (non-finite or all zero)."""
+        names = list(sigmas)
+        good = {c: s for c, s in sigmas.items() if math.isfinite(s) and s >= 0}
+        total = sum(good.values())
+        if len(good) < len(names) or not total > 0:
+            shares = {c: 1.0 / len(names) for c in names}
+        else:
+            shares = {c: good[c] / total for c in names}
+        floor = min(max(MIN_CHANNEL_SHARE * rest, self._min_channel()), rest / len(names))
+        out = {c: max(floor, shares[c] * rest) for c in names}
+        big = max(names, key=lambda c: out[c])
+        out[big] = rest - sum(v for c, v in out.items() if c != big)
+        return {c: int(v) for c, v in out.items()}
+
+    @staticmethod
+    def channel_goals(rtol: float | None, atol: float | None, means: Mapping[str, float],
+                      sigmas: Mapping[str, float]) -> dict[str, float | None]:
+        """Per-channel absolute error targets ``g±² = g² σ± / Σσ`` for the target ``g`` of
+        the difference (``max(atol, rtol |I⁺ − I⁻|)`` with the pilot's means); ``None``
+        without a target."""
+        if rtol is None and atol is None:
+            return {c: None for c in means}
+        integral = abs(means.get("+", 0.0) - means.get("-", 0.0))
+        goal = max(atol or 0.0, (rtol or 0.0) * integral, 1e-300)
+        good = all(math.isfinite(s) and s >= 0 for s in sigmas.values())
+        total = sum(sigmas.values()) if good else 0.0
+        return {c: max(goal * math.sqrt(sigmas[c] / total if total > 0 else 1.0 / len(sigmas)),
+                       1e-300) for c in sigmas}

@@ -1,0 +1,89 @@
+"""The :class:`~flowint.result.Result` of a split run, and channel results as plain data.
+
+The channels' estimates are independent (each draws its own points), so the combined result is
+``mean = m⁺ − m⁻`` and ``sdev = √(s⁺² + s⁻²)``; every per-channel diagnostic stays available
+in :attr:`Result.channels <flowint.result.Result.channels>`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..result import IterationRecord, Result, chi2_q
+from .report import log_values
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .driver import CallDriver
+
+__all__ = ["combine_channels", "result_from_plain", "result_to_plain"]
+
+
+def combine_channels(driver: CallDriver, call: dict[str, Any],
+                     results: Mapping[str, Result]) -> Result:
+    """The result of a split call from its channels' results.
+
+    Arguments:
+        driver: the parent call's driver (its state counts every call of ``f``).
+        call: the parent call's progress record.
+        results: ``{"+": result of f⁺, "-": result of f⁻}``, each with the calls and
+            seconds of its whole channel (pilot included); their integrand seconds are also
+            the parent's.
+
+    Returns:
+        The combined :class:`~flowint.result.Result` (see its ``channels`` attribute for what
+        each scalar diagnostic means here).
+    """
+    state = driver.state
+    pos, neg = results["+"], results["-"]
+    mean = pos.mean - neg.mean
+    sdev = math.hypot(pos.sdev, neg.sdev)
+    tested = [(c, r) for c, r in results.items() if r.chi2_tests]
+    summed = [r for _, r in tested] or list(results.values())
+    chi2, dof = sum(r.chi2 for r in summed), sum(r.dof for r in summed)
+    n_final = sum(r.n_evals_final for r in results.values())
+    seconds = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
+    for part in results.values():  # the parent's own are exploration before the split
+        for kind in ("train", "sample"):
+            seconds[kind] += float(part.seconds.get(kind, 0.0))
+    logs = log_values(mean, sdev, None)
+    return Result(
+        mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=chi2_q(chi2, dof),
+        n_evals=state.n_evals - call["start_evals"], n_evals_final=n_final,
+        rel_std=sdev * math.sqrt(n_final) / abs(mean) if mean != 0 else math.inf,
+        ess=sum(r.ess for r in results.values()),
+        unweighting_efficiency=min(r.unweighting_efficiency for r in results.values()),
+        max_weight_share=max(r.max_weight_share for r in results.values()),
+        history=tuple(state.history), wall_time=driver.elapsed(), n_dropped=state.n_dropped,
+        warnings=tuple(f"channel {c}: {w}" for c, r in results.items() for w in r.warnings),
+        method="channels", seconds=seconds,
+        n_evals_reused=sum(r.n_evals_reused for r in results.values()),
+        chi2_tests="; ".join(f"channel {c}: {r.chi2_tests}" for c, r in tested),
+        log_mean=logs["log_mean"], log_sdev=logs["log_sdev"], channels=dict(results),
+    )
+
+
+def result_to_plain(result: Result) -> dict[str, Any]:
+    """A channel's result as plain containers (kept in the call record, so a resumed split
+    call returns it without evaluating anything again)."""
+    out = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
+           if f.name != "channels"}
+    out["history"] = [list(dataclasses.astuple(r)) for r in result.history]
+    out["seconds"] = dict(result.seconds)
+    out["component_diagnostics"] = [dict(d) for d in result.component_diagnostics]
+    return out
+
+
+def result_from_plain(data: Mapping[str, Any]) -> Result:
+    """The :class:`~flowint.result.Result` that :func:`result_to_plain` stored."""
+    return Result(**{
+        **data,
+        "history": tuple(IterationRecord(*r) for r in data["history"]),
+        "warnings": tuple(data["warnings"]),
+        "components": tuple(data["components"]),
+        "covariance": tuple(tuple(row) for row in data["covariance"]),
+        "component_diagnostics": tuple(dict(d) for d in data["component_diagnostics"]),
+        "seconds": dict(data["seconds"]),
+    })

@@ -1,0 +1,251 @@
+"""Sign-changing integrands as two channels: ``∫f = ∫f⁺ − ∫f⁻``, each part with its own sampler.
+
+With one positive density ``q`` for a sign-changing ``f``, the i.i.d. relative standard
+deviation per sample of ``f/q`` is at least ``√((∫|f| / I)² − 1)`` (2.83 for the signed camel
+in 2-D), however well ``q`` is trained. A split run instead integrates the positive part
+``f⁺ = max(f, 0)`` and the negative part ``f⁻ = max(−f, 0)`` separately: each *channel* is an
+:class:`~flowint.Integrator` of its own (flow, trainer, run state, random stream) on one part,
+drawing its own independent points, so both estimates are unbiased and independent and
+
+    ``I = I⁺ − I⁻``,  ``var = var⁺ + var⁻``.
+
+Every evaluation of ``f`` serves one channel: ``f`` is evaluated once per point, and the other
+part's value at that point is discarded (using it would couple the two estimates).
+
+The steps of a split call (its progress is the call record's ``"split"`` entry, plain data in
+the :class:`~flowint.run.state.RunState`; the channels' own states are saved beside it by
+:meth:`~flowint.Integrator.state_dict`):
+
+1. *pilot*: each channel trains on its part (:meth:`~flowint.Integrator.train`) for
+   :data:`~flowint.run.allocation.PILOT_FRACTION` of the calls left (with ``n_train``: half
+   the training calls left each, i.e. all of the training);
+2. *allocation*: ``σ± = ρ± |I±|`` measured on each pilot's last training iterations; the
+   :class:`~flowint.run.policy.Policy` divides the calls left ``∝ σ±`` and an error target
+   into per-channel targets (:mod:`flowint.run.allocation`);
+3. each channel makes its own call with its share (exploration, training, final estimate and
+   every diagnostic, as for any integrand; with ``n_train``: an estimate from the trained
+   flow), and the :class:`~flowint.result.Result` combines them (:func:`combine_channels`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from ..flows import Flow
+from ..result import Result
+from .allocation import CHANNELS
+from .channel_result import combine_channels, result_from_plain, result_to_plain
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..integrator import Integrator
+    from .driver import CallDriver
+
+__all__ = ["CHANNELS", "ChannelMixture", "SignedPart", "SplitRun", "build_channels",
+           "track_signs"]
+
+_BELOW_ONE = 1.0 - 2.0**-53
+
+
+def track_signs(call: dict[str, Any], w: Tensor) -> None:
+    """Add an iteration's positive and negative parts of the weights ``w = f/q`` (each an
+    unbiased estimate of ``I±``) to ``call["signs"]``, which ``signed="auto"`` reads."""
+    signs = call.setdefault("signs", [0.0, 0.0])
+    signs[0] += float(w.clamp_min(0.0).mean())
+    signs[1] += float((-w).clamp_min(0.0).mean())
+
+
+class SignedPart:
+    """``f⁺ = max(f, 0)`` (``sign=1``) or ``f⁻ = max(−f, 0)`` (``sign=-1``) on the unit cube.
+
+    ``f`` is evaluated through the parent's driver (its box, executor and checks; its calls,
+    seconds and dropped values counted in the parent's state).
+
+    Arguments:
+        driver: the parent call's driver.
+        sign: ``1`` or ``-1``.
+    """
+
+    def __init__(self, driver: CallDriver, sign: int):
+        self.driver = driver
+        self.sign = sign
+
+    def __call__(self, u: Tensor) -> Tensor:
+        fx = self.driver.evaluate(u)
+        if fx.ndim != 1:
+            raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
+                             "integrated with one density (signed='auto' or 'off')")
+        return (fx if self.sign > 0 else -fx).clamp_min(0.0)
+
+
+def build_channels(parent: Integrator, seeds: dict[str, int]) -> dict[str, Integrator]:
+    """The channel integrators of ``parent``: its settings and flow recipe, on the unit cube
+    (the parent's driver maps the points), torch in and out, ``signed="off"``, no checkpoint
+    file of their own (they checkpoint through the parent) and one seed each."""
+    s = parent.settings
+    flow = s.flow
+    out = {}
+    for c in CHANNELS:
+        settings = s.replace(signed="off", checkpoint=None, seed=int(seeds[c]), backend="torch",
+                             vectorized=True, executor=None, max_batch=None, prior=None,
+                             nan_policy="raise", log=False, progress=False).as_dict()
+        if not isinstance(flow, str):
+            settings["flow"] = copy.deepcopy(flow)
+        child = type(parent)(parent.dim, None, **settings)
+        child.parent = parent
+        out[c] = child
+    return out
+
+
+class SplitRun:
+    """The split part of one call (see the module doc).
+
+    Arguments:
+        driver: the parent call's driver.
+        call: the parent call's progress record (its ``"split"`` entry is filled here).
+    """
+
+    def __init__(self, driver: CallDriver, call: dict[str, Any]):
+        self.driver = driver
+        self.integ = driver.integ
+        self.call = call
+        self.parts = {c: SignedPart(driver, 1 if c == "+" else -1) for c in CHANNELS}
+
+    def run(self, budget: int, rtol: float | None, atol: float | None, n_train: int | None,
+            time_limit: float | None) -> Result:
+        """Pilot, allocation and the channels' calls; the combined result."""
+        integ, state, rec = self.integ, self.integ.state, self.call["split"]
+        if "rest" not in rec:  # fixed when the split starts
+            spent = state.n_evals - self.call["start_evals"]
+            train_spent = sum(r.n for r in state.history[self.call["history_start"]:]
+                              if r.phase in ("train", "warmup"))
+            rest = budget - spent
+            left = None if n_train is None else max(n_train - train_spent, 0)
+            if not integ.channels:
+                seeds = torch.randint(0, 2**62, (len(CHANNELS),), generator=integ.generator)
+                integ.channels = build_channels(integ, dict(zip(CHANNELS, seeds.tolist(),
+                                                                strict=True)))
+            rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left), piloted=[],
+                       sigma={}, mean={}, results={},
+                       seconds0={c: dict(ch.state.seconds) for c, ch in integ.channels.items()},
+                       evals0={c: ch.state.n_evals for c, ch in integ.channels.items()})
+        self._pilot(rec)
+        if "alloc" not in rec:
+            rest = budget - (state.n_evals - self.call["start_evals"])
+            rec["alloc"] = integ.policy.channel_budgets(rest, rec["sigma"])
+            rec["goals"] = integ.policy.channel_goals(rtol, atol, rec["mean"], rec["sigma"])
+        for c in CHANNELS:
+            if c not in rec["results"]:
+                rec["results"][c] = result_to_plain(self._channel_call(c, rec, n_train,
+                                                                       time_limit))
+                integ.checkpoint_step(done=True)
+        results = {c: self._whole(c, rec) for c in CHANNELS}
+        return combine_channels(self.driver, self.call, results)
+
+    def _pilot(self, rec: dict[str, Any]) -> None:
+        """Each channel's pilot training, and its ``σ`` and mean."""
+        for c in CHANNELS:
+            if c in rec["piloted"]:
+                continue
+            child = self.integ.channels[c]
+            done = _quietly(c, child.train, self.parts[c], int(rec["pilot"]))
+            train = [r for r in done if r.phase == "train"]
+            rec["sigma"][c], rec["mean"][c] = self.integ.policy.channel_sigma(train)
+            rec["piloted"].append(c)
+            self.integ.checkpoint_step(done=True)
+
+    def _channel_call(self, c: str, rec: dict[str, Any], n_train: int | None,
+                      time_limit: float | None) -> Result:
+        """Channel ``c``'s own call with its share of the calls (and of the time left)."""
+        child, part = self.integ.channels[c], self.parts[c]
+        n = max(int(rec["alloc"][c]), 1)
+        goal = rec["goals"][c]
+        if n_train is not None:  # trained in the pilot: the estimate alone
+            return _quietly(c, child.estimate, part, n, atol=goal)
+        limits = rec.setdefault("limits", {})
+        if time_limit is not None and c not in limits:  # fixed once: a resumed call matches
+            waiting = sum(int(rec["alloc"][k]) for k in CHANNELS if k not in rec["results"])
+            limits[c] = max(time_limit - self.driver.elapsed(), 1e-3) * n / max(waiting, 1)
+        return _quietly(c, child, part, n, atol=goal, time_limit=limits.get(c))
+
+    def _whole(self, c: str, rec: dict[str, Any]) -> Result:
+        """Channel ``c``'s result with the calls and seconds of the whole channel in this
+        split, its pilot included (its own call's result counts only that call)."""
+        child = self.integ.channels[c]
+        seconds = {k: child.state.spent(k) - float(rec["seconds0"][c].get(k, 0.0))
+                   for k in ("f", "train", "sample")}
+        return dataclasses.replace(result_from_plain(rec["results"][c]), seconds=seconds,
+                                   n_evals=child.state.n_evals - int(rec["evals0"][c]))
+
+
+class ChannelMixture:
+    """The density ``q = Σ α_c q_c`` of the channels' frozen flows, ``α_c ∝ |I_c|``.
+
+    After a split run, ``q ≈ |f| / ∫|f|`` when each channel's flow is close to its part, which
+    is what :meth:`~flowint.Integrator.sample` and the samplers of :mod:`flowint.sampling`
+    (weights ``f/q``, accept–reject on ``|f|``) want. Base points map to the mixture by their
+    first coordinate: ``z₀`` in the ``c``-th interval of the cumulative weights picks channel
+    ``c`` and is stretched back to ``[0, 1)`` (a measure-preserving map, so uniform and
+    scrambled-Sobol base points alike give points of density ``q``).
+
+    Arguments:
+        flows: the channels' frozen flows.
+        weights: ``{channel: |I_c|}`` (normalised here; all zero: equal weights).
+    """
+
+    def __init__(self, flows: dict[str, Flow], weights: dict[str, float]):
+        self.flows = [flows[c] for c in flows]
+        first = self.flows[0]
+        alpha = torch.tensor([abs(float(weights.get(c, 0.0))) for c in flows],
+                             dtype=torch.float64)
+        if not float(alpha.sum()) > 0:
+            alpha = torch.ones_like(alpha)
+        self.alpha = alpha / alpha.sum()
+        self.dim, self.dtype, self.device = first.dim, first.dtype, first.device
+
+    def log_prob(self, u: Tensor) -> Tensor:
+        """``log q(u) = log Σ α_c q_c(u)`` (float64)."""
+        with torch.no_grad():
+            parts = [f.log_prob(u).to(torch.float64) + math.log(a) if a > 0 else
+                     torch.full((u.shape[0],), -math.inf, dtype=torch.float64, device=u.device)
+                     for f, a in zip(self.flows, self.alpha.tolist(), strict=True)]
+        return torch.logsumexp(torch.stack(parts), 0)
+
+    def transform_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Base points to mixture points and their ``log q`` (see the class doc)."""
+        cum = torch.cumsum(self.alpha, 0).to(z.device)
+        z0 = z[:, 0].to(torch.float64).contiguous()
+        idx = torch.searchsorted(cum, z0, right=True).clamp(max=len(self.flows) - 1)
+        lo = cum[idx] - self.alpha.to(z.device)[idx]
+        stretched = ((z0 - lo) / self.alpha.to(z.device)[idx]).clamp(0.0, _BELOW_ONE)
+        z = torch.cat([stretched.to(z.dtype).unsqueeze(-1), z[:, 1:]], 1)
+        u = torch.empty_like(z)
+        with torch.no_grad():
+            for c, flow in enumerate(self.flows):
+                mask = idx == c
+                if bool(mask.any()):
+                    u[mask] = flow.transform_base(z[mask])[0].to(z.dtype)
+        return u, self.log_prob(u)
+
+    def sample(self, n: int, *, seed: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` i.i.d. points of the mixture and their ``log q``."""
+        z = torch.rand(n, self.dim, generator=seed, dtype=self.dtype, device=self.device)
+        return self.transform_base(z)
+
+
+def _quietly(channel: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with its warnings raised again, prefixed ``channel c:``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    for w in caught:
+        warnings.warn(f"channel {channel}: {w.message}", w.category, stacklevel=3)
+    return out
+

@@ -1,0 +1,271 @@
+"""Sign-changing integrands as two channels (``signed=``; :mod:`flowint.run.channels`)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from _slow_integrands import gauss, gauss_exact
+
+import flowint
+from flowint.result import IterationRecord
+from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE
+from flowint.run.channels import ChannelMixture
+from flowint.run.policy import Policy
+from flowint.run.settings import Settings
+from flowint.run.state import Measurement, RunState
+from integrands.peaks import SignedCamel
+
+# small flows, few gradient steps, fixed batches: a split run of 6000 calls takes about 1 s
+FAST = dict(flow_options={"hidden": 8}, steps_per_batch=2, minibatch=256, batch_size=500,
+            progress=False)
+CAMEL = SignedCamel(dim=2)
+
+
+class Counted:
+    """The signed camel, counting the points it is called with; raises KeyboardInterrupt (a
+    Ctrl-C) at its ``at``-th call."""
+
+    def __init__(self, at: int | None = None):
+        self.at, self.calls, self.points = at, 0, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        self.points += int(x.shape[0])
+        return CAMEL(x)
+
+
+def quiet(f, budget: int, **settings) -> flowint.Result:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # small runs: weight diagnostics
+        return flowint.integrate(f, 2, budget=budget, **{**FAST, **settings})
+
+
+# ------------------------------------------------------------------ settings and decisions
+def test_setting_is_validated():
+    assert Settings().signed == "auto"
+    with pytest.raises(ValueError, match="signed must be one of"):
+        Settings(signed="yes")
+    with pytest.raises(ValueError, match="log=False"):
+        Settings(signed="split", log=True)
+
+
+def test_policy_splits_on_both_signs_and_allocates_by_sigma():
+    policy = Policy(2, Settings())
+    assert not policy.split_due({"signs": [1.0, 0.0]}, 1e5)
+    assert not policy.split_due({"signs": [1.0, 0.5 * SIGN_SHARE]}, 1e5)
+    assert not policy.split_due({"signs": [1.0, 0.5]}, 100)  # too few calls left
+    call = {"signs": [1.0, 0.5]}
+    assert policy.split_due(call, 1e5) and call["split"] == {}
+    assert not Policy(2, Settings(signed="off")).split_due({"signs": [1.0, 0.5]}, 1e5)
+    assert not Policy(2, Settings(log=True)).split_due({"signs": [1.0, 0.5]}, 1e5)
+    assert Policy(2, Settings(signed="split")).split_due({}, 1e5)
+
+    pilot = [IterationRecord("train", 100, 2.0, 0.02, 0.1)] * 4  # ρ = 0.1, I = 2: σ = 0.2
+    assert policy.channel_sigma(pilot) == pytest.approx((0.2, 2.0))
+    assert all(math.isnan(v) for v in policy.channel_sigma([]))
+    alloc = policy.channel_budgets(100_000, {"+": 3.0, "-": 1.0})
+    assert alloc == {"+": 75_000, "-": 25_000}
+    tiny = policy.channel_budgets(100_000, {"+": 1.0, "-": 0.0})
+    assert tiny["-"] == int(MIN_CHANNEL_SHARE * 100_000) and sum(tiny.values()) == 100_000
+    assert policy.channel_budgets(1000, {"+": math.nan, "-": 1.0}) == {"+": 500, "-": 500}
+    goals = policy.channel_goals(None, 0.01, {"+": 1.0, "-": 0.5}, {"+": 3.0, "-": 1.0})
+    assert goals["+"] ** 2 + goals["-"] ** 2 == pytest.approx(1e-4)
+    assert goals["+"] / goals["-"] == pytest.approx(math.sqrt(3.0))
+    assert policy.channel_goals(None, None, {"+": 1.0}, {"+": 1.0}) == {"+": None}
+
+
+def test_a_flow_trained_before_the_call_is_not_passed_over_for_a_static_sampler():
+    """A channel's call starts with a flow its pilot trained: a static sampler that would
+    suffice against an untrained flow must first be compared with training on."""
+    policy = Policy(2, Settings())
+    smooth = [list(Measurement(64 * 4**i, 8, 1.0, (64.0 * 4**i) ** -3, 0.5)) for i in range(3)]
+
+    def action(trained: bool) -> str:
+        call = {"measures": {"identity": smooth}, "explore_n": 0, "history_start": 0,
+                "key": {"budget": 10**6, "time_limit": None}, "batch": 1000,
+                "train_cap": 8e5, "n_train": None, "trained": trained}
+        return policy.next_action(call, RunState(), 1e6, None).kind
+
+    assert action(False) == "final" and action(True) == "train"
+
+
+# ------------------------------------------------------------------ what a split run does
+def test_auto_splits_a_signed_integrand_and_counts_each_call_once():
+    f = Counted()
+    r = quiet(f, 8000, seed=1, qmc=False)  # no exploration: training sees both signs
+    assert r.method == "channels" and set(r.channels) == {"+", "-"}
+    assert r.mean == pytest.approx(r.channels["+"].mean - r.channels["-"].mean)
+    assert r.sdev == pytest.approx(math.hypot(r.channels["+"].sdev, r.channels["-"].sdev))
+    assert r.channels["+"].mean > 0 and r.channels["-"].mean > 0
+    assert r.n_evals == f.points <= 8000  # f evaluated once per point, every call counted
+    assert sum(p.n_evals for p in r.channels.values()) < r.n_evals  # points seen before
+    assert all(p.seconds["train"] > 0 for p in r.channels.values())
+    assert r.n_evals_final == sum(p.n_evals_final for p in r.channels.values())
+    assert abs(r.pull(CAMEL.exact)) < 5
+    assert "channel +:" in r.summary() and "channel -:" in r.summary()
+
+
+def test_auto_leaves_positive_integrands_alone():
+    integ = flowint.Integrator(2, seed=1, qmc=False, backend="numpy", **FAST)
+    r = integ(gauss, 8000)
+    assert r.method == "flow" and r.channels == {} and integ.channels == {}
+    assert abs(r.pull(gauss_exact(2))) < 5
+
+
+def test_forced_split_of_a_positive_integrand_has_an_empty_negative_channel():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # tested below
+        r = flowint.integrate(gauss, 2, budget=8000, seed=1, signed="split", backend="numpy",
+                              **FAST)
+    assert r.method == "channels" and r.channels["-"].mean == 0.0 == r.channels["-"].sdev
+    assert r.channels["-"].n_evals < r.channels["+"].n_evals / 4  # the policy gave it little
+    assert r.mean == r.channels["+"].mean and abs(r.pull(gauss_exact(2))) < 5
+    assert sum(p.n_evals for p in r.channels.values()) == r.n_evals  # split at once
+
+
+def test_off_keeps_one_density_at_the_single_density_bound():
+    """One density for both signs: the i.i.d. rel. std per sample cannot go below
+    √((∫|f|/I)² − 1) = 2.9; the split goes far below it with the same calls."""
+    one = quiet(CAMEL, 30_000, seed=2, qmc=False, signed="off")
+    split = quiet(CAMEL, 30_000, seed=2, qmc=False)
+    assert one.method == "flow" and one.channels == {}
+    assert one.rel_std > 2.0
+    assert split.method == "channels" and split.rel_std < 0.5 * one.rel_std
+    assert abs(split.pull(CAMEL.exact)) < 5 and abs(one.pull(CAMEL.exact)) < 5
+
+
+def test_split_with_n_train_trains_each_channel_on_half_and_estimates_the_rest():
+    r = quiet(CAMEL, 9000, seed=5, signed="split", n_train=5000, qmc=False)
+    assert r.method == "channels"
+    assert [p.n_evals_train for p in r.channels.values()] == [2500, 2500]  # the pilots
+    assert r.n_evals - r.n_evals_final == 5000  # 2500 training calls per channel
+    assert 3000 <= r.n_evals_final <= 4000  # whole batches of the 4000 left
+    assert abs(r.pull(CAMEL.exact)) < 5
+
+
+def test_split_estimate_is_unbiased_over_seeds():
+    """Pulls of 16 seeds (quasi-random final estimates, 16 randomizations per channel): mean
+    within 5σ of 0, spread that of unit pulls."""
+    pulls = np.array([quiet(CAMEL, 6000, seed=s, signed="split").pull(CAMEL.exact)
+                      for s in range(16)])
+    assert abs(pulls.mean()) < 5 / math.sqrt(len(pulls))
+    assert 0.4 < pulls.std(ddof=1) < 1.8
+
+
+def test_channel_warnings_are_prefixed():
+    """A forced split of a positive integrand: the negative channel is zero everywhere and
+    says so, prefixed, both as a raised warning and in ``result.warnings``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = flowint.integrate(gauss, 2, budget=8000, seed=1, signed="split", backend="numpy",
+                              **FAST)
+    raised = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert any(m.startswith("channel -: the integrand was zero") for m in raised)
+    assert all(m.startswith(("channel +: ", "channel -: ")) for m in raised)
+    assert r.warnings and all(w.startswith(("channel +: ", "channel -: ")) for w in r.warnings)
+
+
+def test_vector_and_log_integrands_keep_one_density():
+    def both(x):  # a signed and a positive component
+        return torch.stack([CAMEL(x), torch.exp(-((x - 0.4) ** 2).sum(-1) / 0.04)], -1)
+
+    r = quiet(both, 8000, seed=1, qmc=False)
+    assert r.method == "flow" and r.channels == {}
+    assert abs(r.components[0] - CAMEL.exact) < 5 * math.sqrt(r.covariance[0][0])
+    assert abs(r.components[1] - gauss_exact(2)) < 5 * math.sqrt(r.covariance[1][1])
+    with pytest.raises(ValueError, match="scalar integrand"):
+        quiet(both, 8000, seed=1, signed="split")
+
+    def log_gauss(x):
+        return -((x - 0.4) ** 2).sum(-1) / 0.04
+
+    r = quiet(log_gauss, 8000, seed=1, qmc=False, log=True)
+    assert r.method == "flow" and abs(r.log_pull(math.log(gauss_exact(2)))) < 5
+
+
+def test_error_target_is_shared_between_the_channels():
+    r = quiet(CAMEL, 200_000, seed=3, signed="split", rtol=0.02)
+    assert r.n_evals < 200_000  # stopped on the target
+    assert r.rel_error < 0.03 and abs(r.pull(CAMEL.exact)) < 5
+
+
+def test_after_a_split_the_integrator_samples_the_mixture_of_its_channels():
+    integ = flowint.Integrator(2, seed=1, signed="split", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = integ(CAMEL, 8000)
+    mix = integ.frozen_flow()
+    assert isinstance(mix, ChannelMixture)
+    total = r.channels["+"].mean + r.channels["-"].mean
+    assert mix.alpha.tolist() == pytest.approx([r.channels[c].mean / total for c in "+-"])
+    gen = torch.Generator().manual_seed(0)
+    u = torch.rand(100_000, 2, generator=gen, dtype=torch.float64)
+    q = mix.log_prob(u).exp()  # a density: it integrates to one
+    assert abs(float(q.mean()) - 1.0) < 5 * float(q.std()) / math.sqrt(len(q))
+    x, log_q = mix.sample(2000, seed=gen)  # each point with the density it came from
+    assert torch.allclose(log_q, mix.log_prob(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est = integ.estimate(CAMEL, 16_384)  # one density (the mixture) for f: unbiased
+    assert abs(est.pull(CAMEL.exact)) < 5
+    x, w = integ.sample(20_000, seed=1)
+    value = CAMEL(x) * w
+    assert abs(float(value.mean()) - CAMEL.exact) < 5 * float(value.std()) / math.sqrt(20_000)
+    # a later call that does not split samples the integrator's own flow again
+    auto = integ.with_settings(signed="auto")
+    auto(lambda y: torch.exp(-((y - 0.4) ** 2).sum(-1) / 0.04), 4000)
+    assert auto.channels and not isinstance(auto.frozen_flow(), ChannelMixture)
+
+
+# ------------------------------------------------------------------ checkpoints
+def exact(r: flowint.Result) -> tuple:
+    return (r.mean, r.sdev, r.chi2, r.n_evals,
+            {c: (p.mean, p.sdev, p.n_evals) for c, p in r.channels.items()})
+
+
+def _stage(path) -> str:
+    """Where the interrupted split call stood at its last checkpoint."""
+    if not path.exists():
+        return "none"
+    split = (torch.load(path, weights_only=True)["state"]["call"] or {}).get("split")
+    if not split:
+        return "before"
+    if len(split["piloted"]) < 2:
+        return f"pilot {len(split['piloted'])}"
+    return f"channel {len(split['results'])}"
+
+
+def test_interrupted_split_run_resumes_to_the_uninterrupted_result(tmp_path):
+    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 200})
+    total = Counted()
+    reference = flowint.integrate(total, 2, **run)
+    path = tmp_path / "split.ckpt"
+    stages, result = [], None
+    while result is None:  # Ctrl-C every few calls of f, each time resumed from the checkpoint
+        at = 2 if len(stages) < 3 else max(total.calls // 3, 2)
+        try:
+            result = flowint.integrate(Counted(at), 2, checkpoint=path, **run)
+        except KeyboardInterrupt:
+            stages.append(_stage(path))
+    assert {"pilot 0", "pilot 1", "channel 0", "channel 1"} <= set(stages)
+    assert exact(result) == exact(reference)
+    blob = torch.load(path, weights_only=True)
+    assert set(blob["channels"]) == {"+", "-"}  # each channel's own flow, optimizer, state
+    path.unlink()
+    with pytest.raises(KeyboardInterrupt):  # once more, now counting the calls after it
+        flowint.integrate(Counted(2 * total.calls // 3), 2, checkpoint=path, **run)
+    done = torch.load(path, weights_only=True)["state"]["n_evals"]
+    again = Counted()
+    resumed = flowint.integrate(again, 2, checkpoint=path, **run)
+    assert exact(resumed) == exact(reference)
+    assert again.points == reference.n_evals - done  # nothing evaluated twice
+    # the finished run, once more: the stored result, nothing evaluated
+    idle = Counted()
+    assert exact(flowint.integrate(idle, 2, checkpoint=path, **run)) == exact(reference)
+    assert idle.calls == 0
