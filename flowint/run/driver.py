@@ -21,9 +21,9 @@ from ..integrand import Integrand
 from ..result import IterationRecord, Result
 from ..stats import scaled_mean_std
 from .channels import SplitRun, track_signs
-from .estimator import MIN_RANDOMIZATIONS, Estimator, qmc_errors
+from .estimator import MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
 from .model import square
-from .policy import Action, next_stage
+from .policy import Action
 from .report import build_result
 from .state import Piece
 

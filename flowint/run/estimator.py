@@ -27,7 +27,8 @@ from ..flows import Flow
 from ..result import chi2_q
 from .state import Measurement, Piece, RunState
 
-__all__ = ["Combined", "Estimator", "MIN_RANDOMIZATIONS", "combine_pieces", "scrambled_sobol"]
+__all__ = ["Combined", "Estimator", "MIN_RANDOMIZATIONS", "combine_pieces", "next_stage",
+           "scrambled_sobol"]
 
 #: Fewest randomizations of a final quasi-random estimate: the error bar then has 15 degrees
 #: of freedom (Student's t: 66.7 / 93.6 / 99.1 % within 1σ / 2σ / 3σ). Fewer, larger sets gain
@@ -200,3 +201,22 @@ def scrambled_sobol(n: int, dim: int, gen: torch.Generator, dtype: torch.dtype,
         pts = qmc.Sobol(dim, scramble=True, seed=seed, bits=64).random(n)
     np.minimum(pts, _BELOW_ONE, out=pts)
     return torch.as_tensor(pts, dtype=dtype, device=device)
+
+
+def next_stage(k: int, mean: float, sdev: float, goal: float | None,
+               next_check: int) -> tuple[bool, int]:
+    """Whether the error target is met after ``k`` randomizations, else when to look again.
+
+    The next look is where the target is predicted to be met (sdev falls as 1/√k), plus 5 %;
+    looking only at a few stages keeps the selection of low error bars small.
+    """
+    if goal is None:
+        return False, 10**12
+    if not math.isfinite(sdev):
+        return False, k + 1
+    if sdev <= goal:
+        return True, next_check
+    if goal <= 0:
+        return False, 10**12
+    ratio = sdev / goal
+    return False, max(k + 1, math.ceil(min(1.05 * k * ratio * ratio, 1e12)))

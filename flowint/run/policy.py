@@ -31,7 +31,7 @@ from .estimator import MIN_RANDOMIZATIONS
 from .model import Model, goal_var, model, pow2_floor, square
 from .state import Measurement, RunState
 
-__all__ = ["Action", "Policy", "next_stage"]
+__all__ = ["Action", "Policy"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
@@ -395,24 +395,6 @@ class Policy(ChannelDecisions):
         if not (math.isfinite(recent) and math.isfinite(before)) or recent <= 0:
             return False
         return math.log(before / recent) / p < math.log(1.02) / p
-
-
-def next_stage(k: int, mean: float, sdev: float, goal: float | None,
-               next_check: int) -> tuple[bool, int]:
-    """Whether the error target is met after ``k`` randomizations, else when to look again.
-
-    The next look is where the target is predicted to be met (sdev falls as 1/√k), plus 5 %;
-    looking only at a few stages keeps the selection of low error bars small.
-    """
-    if goal is None:
-        return False, 10**12
-    if not math.isfinite(sdev):
-        return False, k + 1
-    if sdev <= goal:
-        return True, next_check
-    if goal <= 0:
-        return False, 10**12
-    return False, max(k + 1, math.ceil(min(1.05 * k * square(sdev / goal), 1e12)))
 
 
 def _median(values: list[float]) -> float:
