@@ -144,7 +144,8 @@ class Result:
             sums of the channels' tests, ``unweighting_efficiency`` the smaller and
             ``max_weight_share`` the larger of the two, ``rel_std`` is
             ``sdev · √n_evals_final / |mean|``; ``warnings`` are the channels', prefixed
-            ``channel +:`` / ``channel -:``; ``history`` is the iterations before the split.
+            ``channel +:`` / ``channel -:``; ``history`` is the integrator's own history (its
+            earlier calls and this call's iterations before the split).
             Empty otherwise.
     """
 

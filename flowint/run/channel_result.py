@@ -41,8 +41,8 @@ def combine_channels(driver: CallDriver, call: dict[str, Any],
     mean = pos.mean - neg.mean
     sdev = math.hypot(pos.sdev, neg.sdev)
     tested = [(c, r) for c, r in results.items() if r.chi2_tests]
-    summed = [r for _, r in tested] or list(results.values())
-    chi2, dof = sum(r.chi2 for r in summed), sum(r.dof for r in summed)
+    # only tests that can fail are summed: with quasi-random finals alone there is none
+    chi2, dof = sum(r.chi2 for _, r in tested), sum(r.dof for _, r in tested)
     n_final = sum(r.n_evals_final for r in results.values())
     seconds = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
     for part in results.values():  # the parent's own are exploration before the split

@@ -217,6 +217,7 @@ class CallDriver:
                     result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
                     state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
                     state.end("call")
+                    integ.checkpoint_step(done=True)  # the mixture weights reach the file
                     return result
                 if action.kind == "final":
                     call["final_action"], call["goal"] = list(action), goal
