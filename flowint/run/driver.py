@@ -216,8 +216,8 @@ class CallDriver:
                 if action.kind == "split":  # f⁺ and f⁻ as two channels from here on
                     result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
                     state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
-                    state.end("call")
                     integ.checkpoint_step(done=True)  # the mixture weights reach the file
+                    state.end("call")
                     return result
                 if action.kind == "final":
                     call["final_action"], call["goal"] = list(action), goal
