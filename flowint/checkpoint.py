@@ -140,15 +140,25 @@ def resume(integ: Any, path: str | os.PathLike) -> bool:
                       f"{integ.generator.device.type}: the random stream is re-derived from it, "
                       "so the continued run differs from an uninterrupted one",
                       RuntimeWarning, stacklevel=3)
-        cpu = torch.Generator()
-        if blob.get("rng_device") == "cpu":
-            cpu.set_state(blob["rng"])
-        else:
-            cpu.manual_seed(int(blob["rng"][:8].view(torch.int64)[0]) & (2**62 - 1))
-        seed = int(torch.randint(0, 2**62, (1,), generator=cpu))
-        blob["rng"] = torch.Generator(integ.generator.device).manual_seed(seed).get_state()
+        device = integ.generator.device
+        blob["rng"] = _rederived(blob["rng"], blob.get("rng_device"), device)
+        if blob.get("channels"):  # a split run's channels carry random states of their own
+            blob["channels"] = {c: dict(ch, state=dict(ch["state"], rng=_rederived(
+                ch["state"]["rng"], ch["state"].get("rng_device"), device)))
+                for c, ch in blob["channels"].items()}
     integ.load_state_dict(blob)
     return True
+
+
+def _rederived(rng: torch.Tensor, written_on: str | None, device: torch.device) -> torch.Tensor:
+    """A generator state for ``device`` derived from one written on another device."""
+    cpu = torch.Generator()
+    if written_on == "cpu":
+        cpu.set_state(rng)
+    else:
+        cpu.manual_seed(int(rng[:8].view(torch.int64)[0]) & (2**62 - 1))
+    seed = int(torch.randint(0, 2**62, (1,), generator=cpu))
+    return torch.Generator(device).manual_seed(seed).get_state()
 
 
 def saved_settings(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -286,3 +286,27 @@ def test_a_finished_split_run_checkpoints_its_mixture(tmp_path):
     x0, w0 = integ.sample(500, seed=3)
     x1, w1 = again.sample(500, seed=3)
     assert torch.equal(x0, x1) and torch.equal(w0, w1)
+
+
+def test_a_split_checkpoint_from_another_device_rederives_every_random_state(tmp_path):
+    """A checkpoint written on another device (here: marked so, with generator states this
+    device cannot take): the parent's and each channel's random streams are re-derived."""
+    path = tmp_path / "split.ckpt"
+    integ = flowint.Integrator(2, seed=1, signed="split", checkpoint=path, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        integ(CAMEL, 8000)
+    blob = torch.load(path, weights_only=True)
+    alien = torch.arange(16, dtype=torch.uint8)  # not a CPU generator state
+
+    def mark(state):
+        return dict(state, rng_device="cuda", rng=alien.clone())
+
+    blob = mark(blob)
+    blob["channels"] = {c: dict(ch, state=mark(ch["state"]))
+                        for c, ch in blob["channels"].items()}
+    torch.save(blob, path)
+    with pytest.warns(RuntimeWarning, match="random stream"):
+        again = flowint.load_checkpoint(path)
+    assert set(again.channels) == {"+", "-"}
+    again.sample(100, seed=2)
