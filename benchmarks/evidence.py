@@ -68,7 +68,7 @@ __all__ = ["METHODS", "PROBLEMS", "QUICK_PROBLEMS", "RUNNERS", "WRONG", "main", 
 
 PROBLEMS = ["shells_2d", "eggbox", "shells_10d", "mixture_8d", "gaussian_16d"]
 QUICK_PROBLEMS = ["shells_2d", "eggbox"]
-METHODS = ["flowint", "nautilus", "dynesty"]
+METHODS = ["flowint", "flowint-modes", "nautilus", "dynesty"]
 SEEDS = [1, 2, 3, 4, 5]
 QUICK_SEEDS = [1, 2]
 #: flowint's likelihood calls per problem: below the fewest calls a finished peer run took on
@@ -134,24 +134,34 @@ def flowint_budget(problem: EvidenceProblem, budget: int | None = None) -> int:
 
 
 def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int | None = None,
-                timeout: float | None = None) -> dict[str, Any]:
-    """flowint in log space with the prior transform, ``budget`` likelihood calls at most."""
+                timeout: float | None = None, method: str = "flowint",
+                **settings: Any) -> dict[str, Any]:
+    """flowint in log space with the prior transform, ``budget`` likelihood calls at most
+    (``settings``: more :func:`flowint.integrate` settings, e.g. ``channels="modes"``)."""
     budget = flowint_budget(problem, budget)
-    row = _row(problem, "flowint", seed, budget, timeout)
+    row = _row(problem, method, seed, budget, timeout)
     log_l = _Likelihood(problem.log_likelihood, timeout)  # torch in, torch out
     try:
         import flowint
 
         res = flowint.integrate(log_l, problem.dim, log=True, prior=problem.prior_transform,
-                                budget=int(budget), seed=seed, progress=False)
+                                budget=int(budget), seed=seed, progress=False, **settings)
         row["log_z"], row["error"] = float(res.log_mean), float(res.log_sdev)
     except Exception as exc:  # a failure is a result too: record it, go on
         return log_l.finish(row, exc)
     log_l.finish(row)
     reported = int(getattr(res, "n_evals", -1))
     row["note"] = f"method {getattr(res, 'method', '?')}" + (
-        f"; reports {reported:,} calls" if reported != row["calls"] else "")
+        f", {len(res.channels)} channels" if res.channels else "") + (
+        f"; reports {reported:,} calls" if reported != row["calls"] else "") + (
+        f"; commit {common._git_commit()}")
     return row
+
+
+def run_flowint_modes(problem: EvidenceProblem, seed: int, **kwargs: Any) -> dict[str, Any]:
+    """flowint with ``channels="modes"``: a search for the likelihood's peaks, then one flow
+    per peak behind its own channel map and one for the rest."""
+    return run_flowint(problem, seed, method="flowint-modes", channels="modes", **kwargs)
 
 
 def run_nautilus(problem: EvidenceProblem, seed: int, *, timeout: float | None = None,
@@ -196,6 +206,7 @@ def run_dynesty(problem: EvidenceProblem, seed: int, *, timeout: float | None = 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "flowint": run_flowint,
+    "flowint-modes": run_flowint_modes,
     "nautilus": run_nautilus,
     "dynesty": run_dynesty,
 }
@@ -426,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
     for i, (prob, method, seed) in enumerate(plan, 1):
         budget = (flowint_budget(EVIDENCE_PROBLEMS[prob], args.budget)
-                  if method == "flowint" else None)
+                  if method.startswith("flowint") else None)
         key = (prob, method, seed, budget)
         used.add(key)
         label = f"[{i}/{len(plan)}] {prob} {method} seed {seed}"

@@ -1,6 +1,7 @@
 """flowint: integration and sampling in many dimensions with normalizing flows."""
 
 from . import pde
+from .channel_maps import ChannelMap, IdentityMap, LogisticMap
 from .checkpoint import save_checkpoint
 from .fit import fit
 from .flows import Flow, load_flow, make_flow
@@ -11,11 +12,14 @@ from .sampling import unweighted_samples, weighted_samples
 
 __all__ = [
     "DEFAULTS",
+    "ChannelMap",
     "Flow",
+    "IdentityMap",
     "Integrand",
     "IntegrandError",
     "Integrator",
     "IterationRecord",
+    "LogisticMap",
     "Result",
     "fit",
     "integrate",

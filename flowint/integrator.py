@@ -22,6 +22,7 @@ from torch import Tensor
 
 from . import checkpoint as _ckpt
 from ._rng import SeedLike, make_generator
+from .channel_maps import ChannelMap, map_from_plain
 from .flows import Flow, make_flow
 from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
@@ -142,8 +143,18 @@ class Integrator:
         flows weighted by their ``|I|`` (:class:`~flowint.run.channels.ChannelMixture`)."""
         if self.channels and self.state.split_weights:
             return ChannelMixture({c: ch.frozen_flow() for c, ch in self.channels.items()},
-                                  self.state.split_weights)
+                                  self.state.split_weights, self._channel_maps())
         return self.estimator.freeze(self.flow)
+
+    def _channel_maps(self) -> dict[str, ChannelMap] | None:
+        """The maps of a multi-channel run's channels (``None`` after a sign split)."""
+        plain = self.state.channel_maps
+        if plain is None:
+            return None
+        spec = self.settings.channels
+        given = list(spec) if spec is not None and not isinstance(spec, str) else []
+        maps = [map_from_plain(m) if m is not None else given[i] for i, m in enumerate(plain)]
+        return dict(zip(self.channels, maps, strict=True))
 
     # ---------------------------------------------------------------- public API
     def train(self, f: Callable, n_evals: int, *,

@@ -48,14 +48,21 @@ class ChannelDecisions:
     def split_due(self, call: dict[str, Any], left: float) -> bool:
         """Whether the call goes on as two channels (see :data:`SIGN_SHARE`).
 
-        ``signed="split"`` splits at once, ``"auto"`` once ``call["signs"]`` (the positive
-        and negative parts of the weights seen, summed over iterations) shows both signs;
-        never with ``log=True``, ``"off"``, or fewer than :data:`MIN_SPLIT_CALLS` left. Once
+        ``channels=`` (multi-channel runs, :mod:`flowint.run.mode_channels`) goes on as
+        channels at once. Otherwise ``signed="split"`` splits at once, ``"auto"`` once
+        ``call["signs"]`` (the positive and negative parts of the weights seen, summed over
+        iterations) shows both signs; never with ``log=True``, ``"off"``, or fewer than
+        :data:`MIN_SPLIT_CALLS` left. Once
         taken, the decision is kept in the call record.
         """
         if call.get("split") is not None:
             return True
         s = self.settings
+        if s.channels is not None:  # a multi-channel run: channels from the start
+            if left < MIN_SPLIT_CALLS:
+                return False
+            call["split"] = {}
+            return True
         if s.signed == "off" or s.log or left < max(MIN_SPLIT_CALLS, 4 * self._min_channel()):
             return False
         if s.signed == "auto":
@@ -65,13 +72,14 @@ class ChannelDecisions:
         call["split"] = {}
         return True
 
-    def pilot_calls(self, rest: int, n_train_left: int | None) -> int:
+    def pilot_calls(self, rest: int, n_train_left: int | None, channels: int = 2) -> int:
         """Training calls of each channel's pilot: :data:`PILOT_FRACTION` of the calls left
-        in whole training batches, or, with ``n_train``, half the training calls left (the
-        whole training)."""
+        (times ``2 / channels``: the pilots of many channels take what two would) in whole
+        training batches, or, with ``n_train``, the training calls left shared out (the whole
+        training)."""
         if n_train_left is not None:
-            return max(int(n_train_left) // 2, 100)
-        calls = max(int(PILOT_FRACTION * rest), 100)
+            return max(int(n_train_left) // max(channels, 1), 100)
+        calls = max(int(PILOT_FRACTION * 2.0 / max(channels, 1) * rest), 100)
         batch = self.batch_size(calls)
         return batch * max(1, calls // batch)
 
@@ -89,10 +97,12 @@ class ChannelDecisions:
         training batches where ``batch_size`` is set."""
         return max(MIN_CHANNEL_CALLS, 2 * int(self.settings.batch_size or 0))
 
-    def channel_budgets(self, rest: int, sigmas: Mapping[str, float]) -> dict[str, int]:
+    def channel_budgets(self, rest: int, sigmas: Mapping[str, float],
+                        floors: Mapping[str, float] | None = None) -> dict[str, int]:
         """The calls left divided ``∝ σ`` between the channels (Neyman's allocation), each
-        given at least :data:`MIN_CHANNEL_SHARE` of them and :meth:`_min_channel` calls; an
-        even split where no ``σ`` was measured (non-finite or all zero)."""
+        given at least :data:`MIN_CHANNEL_SHARE` of them (or its share in ``floors``) and
+        :meth:`_min_channel` calls; an even split where no ``σ`` was measured (non-finite or
+        all zero)."""
         names = list(sigmas)
         good = {c: s for c, s in sigmas.items() if math.isfinite(s) and s >= 0}
         total = sum(good.values())
@@ -101,20 +111,28 @@ class ChannelDecisions:
         else:
             shares = {c: good[c] / total for c in names}
         floor = min(max(MIN_CHANNEL_SHARE * rest, self._min_channel()), rest / len(names))
-        out = {c: max(floor, shares[c] * rest) for c in names}
+        floors = floors or {}
+        least = {c: max(floor, floors.get(c, 0.0) * rest) for c in names}
+        out = {c: max(least[c], shares[c] * rest) for c in names}
         big = max(names, key=lambda c: out[c])
+        if rest - sum(v for c, v in out.items() if c != big) < least[big]:
+            # many channels: the floors (scaled to fit), and the rest ∝ σ
+            scale = min(1.0, rest / max(sum(least.values()), 1e-300))
+            spare = rest - scale * sum(least.values())
+            out = {c: scale * least[c] + shares[c] * spare for c in names}
+            big = max(names, key=lambda c: out[c])
         out[big] = rest - sum(v for c, v in out.items() if c != big)
         return {c: int(v) for c, v in out.items()}
 
     @staticmethod
     def channel_goals(rtol: float | None, atol: float | None, means: Mapping[str, float],
                       sigmas: Mapping[str, float]) -> dict[str, float | None]:
-        """Per-channel absolute error targets ``g±² = g² σ± / Σσ`` for the target ``g`` of
-        the difference (``max(atol, rtol |I⁺ − I⁻|)`` with the pilot's means); ``None``
-        without a target."""
+        """Per-channel absolute error targets ``g_c² = g² σ_c / Σσ`` for the target ``g`` of
+        the combination (``max(atol, rtol |I|)`` with the pilot's means, ``I = I⁺ − I⁻`` for
+        a sign split and ``Σ I_c`` otherwise); ``None`` without a target."""
         if rtol is None and atol is None:
             return {c: None for c in means}
-        integral = abs(means.get("+", 0.0) - means.get("-", 0.0))
+        integral = abs(sum(-m if c == "-" else m for c, m in means.items()))
         goal = max(atol or 0.0, (rtol or 0.0) * integral, 1e-300)
         good = all(math.isfinite(s) and s >= 0 for s in sigmas.values())
         total = sum(sigmas.values()) if good else 0.0

@@ -21,25 +21,31 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["combine_channels", "result_from_plain", "result_to_plain"]
 
 
-def combine_channels(driver: CallDriver, call: dict[str, Any],
-                     results: Mapping[str, Result]) -> Result:
-    """The result of a split call from its channels' results.
+def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[str, Result],
+                     signs: Mapping[str, int] | None = None) -> Result:
+    """The result of a channel call from its channels' results.
 
     Arguments:
         driver: the parent call's driver (its state counts every call of ``f``).
         call: the parent call's progress record.
-        results: ``{"+": result of f⁺, "-": result of f⁻}``, each with the calls and
-            seconds of its whole channel (pilot included); their integrand seconds are also
-            the parent's.
+        results: each channel's result (a split: ``{"+": f⁺, "-": f⁻}``), each with the
+            calls and seconds of its whole channel (pilot included); their integrand
+            seconds are also the parent's.
+        signs: each channel's sign in the sum (default: ``-1`` for ``"-"``, else ``1``).
+            An integrand given as a logarithm is summed in log space (all signs ``1``).
 
     Returns:
         The combined :class:`~flowint.result.Result` (see its ``channels`` attribute for what
         each scalar diagnostic means here).
     """
     state = driver.state
-    pos, neg = results["+"], results["-"]
-    mean = pos.mean - neg.mean
-    sdev = math.hypot(pos.sdev, neg.sdev)
+    signs = signs or {c: -1 if c == "-" else 1 for c in results}
+    if driver.f.log:
+        logs = _log_sum(results)
+    else:
+        mean = sum(signs[c] * r.mean for c, r in results.items())
+        logs = log_values(mean, math.sqrt(sum(r.sdev**2 for r in results.values())), None)
+    mean, sdev = logs["mean"], logs["sdev"]
     tested = [(c, r) for c, r in results.items() if r.chi2_tests]
     # only tests that can fail are summed: with quasi-random finals alone there is none
     chi2, dof = sum(r.chi2 for _, r in tested), sum(r.dof for _, r in tested)
@@ -48,11 +54,11 @@ def combine_channels(driver: CallDriver, call: dict[str, Any],
     for part in results.values():  # the parent's own are exploration before the split
         for kind in ("train", "sample"):
             seconds[kind] += float(part.seconds.get(kind, 0.0))
-    logs = log_values(mean, sdev, None)
+    rel = logs["log_sdev"] if driver.f.log else (sdev / abs(mean) if mean != 0 else math.inf)
     return Result(
         mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=chi2_q(chi2, dof),
         n_evals=state.n_evals - call["start_evals"], n_evals_final=n_final,
-        rel_std=sdev * math.sqrt(n_final) / abs(mean) if mean != 0 else math.inf,
+        rel_std=rel * math.sqrt(n_final),
         ess=sum(r.ess for r in results.values()),
         unweighting_efficiency=min(r.unweighting_efficiency for r in results.values()),
         max_weight_share=max(r.max_weight_share for r in results.values()),
@@ -61,8 +67,23 @@ def combine_channels(driver: CallDriver, call: dict[str, Any],
         method="channels", seconds=seconds,
         n_evals_reused=sum(r.n_evals_reused for r in results.values()),
         chi2_tests="; ".join(f"channel {c}: {r.chi2_tests}" for c, r in tested),
-        log_mean=logs["log_mean"], log_sdev=logs["log_sdev"], channels=dict(results),
+        log_mean=logs["log_mean"], log_sdev=logs["log_sdev"], log_scale=logs["log_scale"],
+        channels=dict(results),
     )
+
+
+def _log_sum(results: Mapping[str, Result]) -> dict[str, Any]:
+    """:func:`~flowint.run.report.log_values` of ``Σ_c I_c`` from each channel's ``log_mean``
+    and ``log_sdev`` (the relative error): ``log I = logsumexp(log I_c)`` and
+    ``var I = Σ_c (I_c log_sdev_c)²``, computed relative to ``I``."""
+    logs = [(r.log_mean, r.log_sdev) for r in results.values() if r.log_mean > -math.inf]
+    if not logs:
+        return log_values(0.0, 0.0, 0.0)
+    top = max(lm for lm, _ in logs)
+    total = math.fsum(math.exp(lm - top) for lm, _ in logs)
+    rel2 = math.fsum((math.exp(lm - top) / total * (ls if math.isfinite(ls) else math.inf)) ** 2
+                     for lm, ls in logs)
+    return log_values(1.0, math.sqrt(rel2), top + math.log(total))
 
 
 def result_to_plain(result: Result) -> dict[str, Any]:

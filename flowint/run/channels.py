@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ..channel_maps import ChannelMap
 from ..flows import Flow
 from ..result import Result
 from .allocation import CHANNELS
@@ -48,8 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
     from .driver import CallDriver
 
-__all__ = ["CHANNELS", "ChannelMixture", "SignedPart", "SplitRun", "build_channels",
-           "track_signs"]
+__all__ = ["CHANNELS", "ChannelMixture", "ChannelRun", "SignedPart", "SplitRun",
+           "build_channels", "track_signs"]
 
 _BELOW_ONE = 1.0 - 2.0**-53
 
@@ -86,16 +87,20 @@ class SignedPart:
 
 
 def build_channels(parent: Integrator, seeds: dict[str, int]) -> dict[str, Integrator]:
-    """The channel integrators of ``parent``: its settings and flow recipe, on the unit cube
-    (the parent's driver maps the points), torch in and out, ``signed="off"``, no checkpoint
-    file of their own (they checkpoint through the parent) and one seed each."""
+    """The channel integrators of ``parent``, one per key of ``seeds`` (in its order): its
+    settings and flow recipe, on the unit cube (the parent's driver maps the points), torch in
+    and out, ``signed="off"``, one channel, no checkpoint file of their own (they checkpoint
+    through the parent) and one seed each. The channels of a sign split take ``f±`` as
+    values; those of a multi-channel run take what the parent takes (``log``)."""
     s = parent.settings
     flow = s.flow
+    log = bool(s.log) and set(seeds) != set(CHANNELS)
     out = {}
-    for c in CHANNELS:
+    for c in seeds:
         settings = s.replace(signed="off", checkpoint=None, seed=int(seeds[c]), backend="torch",
                              vectorized=True, executor=None, max_batch=None, prior=None,
-                             nan_policy="raise", log=False, progress=False).as_dict()
+                             nan_policy="raise", log=log, progress=False,
+                             channels=None).as_dict()
         if not isinstance(flow, str):
             settings["flow"] = copy.deepcopy(flow)
         child = type(parent)(parent.dim, None, **settings)
@@ -104,19 +109,36 @@ def build_channels(parent: Integrator, seeds: dict[str, int]) -> dict[str, Integ
     return out
 
 
-class SplitRun:
-    """The split part of one call (see the module doc).
+class ChannelRun:
+    """The channel part of one call: pilots, allocation, the channels' own calls (see the
+    module doc). Subclasses name the channels, give their integrands and combine results.
 
     Arguments:
         driver: the parent call's driver.
         call: the parent call's progress record (its ``"split"`` entry is filled here).
     """
 
+    names: tuple[str, ...]
+    parts: dict[str, Callable[[Tensor], Tensor]]
+    #: Least shares of the calls left after the pilots, by channel (beside Neyman's).
+    floors: dict[str, float] | None = None
+
     def __init__(self, driver: CallDriver, call: dict[str, Any]):
         self.driver = driver
         self.integ = driver.integ
         self.call = call
-        self.parts = {c: SignedPart(driver, 1 if c == "+" else -1) for c in CHANNELS}
+
+    def combine(self, results: dict[str, Result]) -> Result:  # pragma: no cover - abstract
+        """The call's result from the channels' results."""
+        raise NotImplementedError
+
+    def sigma_mean(self, c: str, train: list[Any]) -> tuple[float, float]:
+        """``(σ, |I|)`` of channel ``c`` from its pilot's training iterations."""
+        return self.integ.policy.channel_sigma(train)
+
+    def goal_kwargs(self, c: str, goal: float | None) -> dict[str, Any]:
+        """The error target of channel ``c``'s own call, as its keyword arguments."""
+        return {"atol": goal}
 
     def run(self, budget: int, rtol: float | None, atol: float | None, n_train: int | None,
             time_limit: float | None) -> Result:
@@ -129,35 +151,35 @@ class SplitRun:
             rest = budget - spent
             left = None if n_train is None else max(n_train - train_spent, 0)
             if not integ.channels:
-                seeds = torch.randint(0, 2**62, (len(CHANNELS),), generator=integ.generator)
-                integ.channels = build_channels(integ, dict(zip(CHANNELS, seeds.tolist(),
+                seeds = torch.randint(0, 2**62, (len(self.names),), generator=integ.generator)
+                integ.channels = build_channels(integ, dict(zip(self.names, seeds.tolist(),
                                                                 strict=True)))
-            rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left), piloted=[],
+            rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left, len(self.names)),
+                       piloted=[],
                        sigma={}, mean={}, results={},
                        seconds0={c: dict(ch.state.seconds) for c, ch in integ.channels.items()},
                        evals0={c: ch.state.n_evals for c, ch in integ.channels.items()})
         self._pilot(rec)
         if "alloc" not in rec:
             rest = budget - (state.n_evals - self.call["start_evals"])
-            rec["alloc"] = integ.policy.channel_budgets(rest, rec["sigma"])
+            rec["alloc"] = integ.policy.channel_budgets(rest, rec["sigma"], self.floors)
             rec["goals"] = integ.policy.channel_goals(rtol, atol, rec["mean"], rec["sigma"])
-        for c in CHANNELS:
+        for c in self.names:
             if c not in rec["results"]:
                 rec["results"][c] = result_to_plain(self._channel_call(c, rec, n_train,
                                                                        time_limit))
                 integ.checkpoint_step(done=True)
-        results = {c: self._whole(c, rec) for c in CHANNELS}
-        return combine_channels(self.driver, self.call, results)
+        return self.combine({c: self._whole(c, rec) for c in self.names})
 
     def _pilot(self, rec: dict[str, Any]) -> None:
         """Each channel's pilot training, and its ``σ`` and mean."""
-        for c in CHANNELS:
+        for c in self.names:
             if c in rec["piloted"]:
                 continue
             child = self.integ.channels[c]
             done = _quietly(c, child.train, self.parts[c], int(rec["pilot"]))
             train = [r for r in done if r.phase == "train"]
-            rec["sigma"][c], rec["mean"][c] = self.integ.policy.channel_sigma(train)
+            rec["sigma"][c], rec["mean"][c] = self.sigma_mean(c, train)
             rec["piloted"].append(c)
             self.integ.checkpoint_step(done=True)
 
@@ -168,12 +190,12 @@ class SplitRun:
         n = max(int(rec["alloc"][c]), 1)
         goal = rec["goals"][c]
         if n_train is not None:  # trained in the pilot: the estimate alone
-            return _quietly(c, child.estimate, part, n, atol=goal)
+            return _quietly(c, child.estimate, part, n, **self.goal_kwargs(c, goal))
         limits = rec.setdefault("limits", {})
         if time_limit is not None and c not in limits:  # fixed once: a resumed call matches
-            waiting = sum(int(rec["alloc"][k]) for k in CHANNELS if k not in rec["results"])
+            waiting = sum(int(rec["alloc"][k]) for k in self.names if k not in rec["results"])
             limits[c] = max(time_limit - self.driver.elapsed(), 1e-3) * n / max(waiting, 1)
-        return _quietly(c, child, part, n, atol=goal, time_limit=limits.get(c))
+        return _quietly(c, child, part, n, time_limit=limits.get(c), **self.goal_kwargs(c, goal))
 
     def _whole(self, c: str, rec: dict[str, Any]) -> Result:
         """Channel ``c``'s result with the calls and seconds of the whole channel in this
@@ -183,6 +205,19 @@ class SplitRun:
                    for k in ("f", "train", "sample")}
         return dataclasses.replace(result_from_plain(rec["results"][c]), seconds=seconds,
                                    n_evals=child.state.n_evals - int(rec["evals0"][c]))
+
+
+class SplitRun(ChannelRun):
+    """The split of a sign-changing integrand into ``f⁺`` and ``f⁻`` (see the module doc)."""
+
+    names = CHANNELS
+
+    def __init__(self, driver: CallDriver, call: dict[str, Any]):
+        super().__init__(driver, call)
+        self.parts = {c: SignedPart(driver, 1 if c == "+" else -1) for c in CHANNELS}
+
+    def combine(self, results: dict[str, Result]) -> Result:
+        return combine_channels(self.driver, self.call, results)
 
 
 class ChannelMixture:
@@ -195,13 +230,19 @@ class ChannelMixture:
     ``c`` and is stretched back to ``[0, 1)`` (a measure-preserving map, so uniform and
     scrambled-Sobol base points alike give points of density ``q``).
 
+    After a multi-channel run, channel ``c``'s points are ``T_c(u)`` with ``u`` from its flow
+    and ``T_c`` its :class:`~flowint.channel_maps.ChannelMap`.
+
     Arguments:
         flows: the channels' frozen flows.
         weights: ``{channel: |I_c|}`` (normalised here; all zero: equal weights).
+        maps: ``{channel: map}`` of a multi-channel run (``None``: no maps).
     """
 
-    def __init__(self, flows: dict[str, Flow], weights: dict[str, float]):
+    def __init__(self, flows: dict[str, Flow], weights: dict[str, float],
+                 maps: dict[str, ChannelMap] | None = None):
         self.flows = [flows[c] for c in flows]
+        self.maps = [None if maps is None else maps.get(c) for c in flows]
         first = self.flows[0]
         alpha = torch.tensor([abs(float(weights.get(c, 0.0))) for c in flows],
                              dtype=torch.float64)
@@ -210,12 +251,22 @@ class ChannelMixture:
         self.alpha = alpha / alpha.sum()
         self.dim, self.dtype, self.device = first.dim, first.dtype, first.device
 
-    def log_prob(self, u: Tensor) -> Tensor:
-        """``log q(u) = log Σ α_c q_c(u)`` (float64)."""
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``log q(x) = log Σ α_c q_c(x)`` (float64); with a channel map ``T_c``,
+        ``q_c(x) = q_flow(T_c⁻¹(x)) ρ_c(x)``."""
+        parts = []
         with torch.no_grad():
-            parts = [f.log_prob(u).to(torch.float64) + math.log(a) if a > 0 else
-                     torch.full((u.shape[0],), -math.inf, dtype=torch.float64, device=u.device)
-                     for f, a in zip(self.flows, self.alpha.tolist(), strict=True)]
+            for f, m, a in zip(self.flows, self.maps, self.alpha.tolist(), strict=True):
+                if not a > 0:
+                    parts.append(torch.full((x.shape[0],), -math.inf, dtype=torch.float64,
+                                            device=x.device))
+                    continue
+                if m is None:
+                    parts.append(f.log_prob(x).to(torch.float64) + math.log(a))
+                    continue
+                x64 = x.to(torch.float64)
+                u = m.inverse(x64).to(x.dtype)
+                parts.append(f.log_prob(u).to(torch.float64) + m.log_density(x64) + math.log(a))
         return torch.logsumexp(torch.stack(parts), 0)
 
     def transform_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -228,10 +279,13 @@ class ChannelMixture:
         z = torch.cat([stretched.to(z.dtype).unsqueeze(-1), z[:, 1:]], 1)
         u = torch.empty_like(z)
         with torch.no_grad():
-            for c, flow in enumerate(self.flows):
+            for c, (flow, m) in enumerate(zip(self.flows, self.maps, strict=True)):
                 mask = idx == c
                 if bool(mask.any()):
-                    u[mask] = flow.transform_base(z[mask])[0].to(z.dtype)
+                    uc = flow.transform_base(z[mask])[0]
+                    if m is not None:
+                        uc = m.forward(uc.to(torch.float64))[0]
+                    u[mask] = uc.to(z.dtype)
         return u, self.log_prob(u)
 
     def sample(self, n: int, *, seed: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -22,6 +22,7 @@ from ..result import IterationRecord, Result
 from ..stats import scaled_mean_std
 from .channels import SplitRun, track_signs
 from .estimator import MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
+from .mode_channels import ModeRun
 from .model import square
 from .policy import Action
 from .report import build_result
@@ -208,14 +209,14 @@ class CallDriver:
         self.t_start = time.perf_counter() - float(call["elapsed"])
         self.seconds0 = dict(call["seconds0"])
         state.split_weights = None  # the integrator samples its own flow unless this splits
+        state.channel_maps = None
         with progress_bar(integ.settings.progress, budget, "integrating") as bar:
             while not call.get("final_action"):
                 left = self.calls_left(call, budget, time_limit)
                 goal = integ.policy.goal(call, state, rtol, atol)
                 action = integ.policy.next_action(call, state, left, goal)
-                if action.kind == "split":  # f⁺ and f⁻ as two channels from here on
-                    result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
-                    state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
+                if action.kind == "split":  # f⁺ and f⁻, or f's channels, from here on
+                    result = self.channel_call(call, budget, rtol, atol, n_train, time_limit)
                     integ.checkpoint_step(done=True)  # the mixture weights reach the file
                     state.end("call")
                     return result
@@ -227,6 +228,21 @@ class CallDriver:
             action, goal = Action(*call["final_action"]), call["goal"]
             result = self.final(call, action, goal, rtol, atol, bar)
         state.end("call")
+        return result
+
+    def channel_call(self, call: dict[str, Any], budget: int, rtol: float | None,
+                     atol: float | None, n_train: int | None,
+                     time_limit: float | None) -> Result:
+        """The rest of the call as channels: a sign split, or a multi-channel run with
+        ``channels=``; the state keeps the mixture the integrator samples afterwards."""
+        state = self.state
+        if self.integ.settings.channels is None:
+            result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
+            state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
+            return result
+        result = ModeRun(self, call).run(budget, rtol, atol, n_train, time_limit)
+        state.split_weights = ModeRun.mixture_weights(result.channels)
+        state.channel_maps = list(call["split"]["maps"])
         return result
 
     def step(self, call: dict[str, Any], action: Action, bar: Any) -> None:

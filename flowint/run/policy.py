@@ -154,7 +154,8 @@ class Policy(ChannelDecisions):
             goal: the error target as an absolute standard error (``None``: fixed budget).
         """
         history = state.history
-        if call.get("split") is not None or self.settings.signed == "split":
+        if call.get("split") is not None or self.settings.signed == "split" or \
+                self.settings.channels is not None:
             if self.split_due(call, left):
                 return Action("split")
         measures = call.setdefault("measures", {})

@@ -71,6 +71,10 @@ class Settings:
             take it), applied to every point before ``f``: the integral over the cube is then
             the evidence ``∫ L(θ) π(θ) dθ``. Not with ``bounds``; not saved in checkpoints
             (pass it again when loading one).
+        channels: ``None`` (one flow), ``"modes"`` (search the peaks of ``|f|`` first, then one
+            flow per peak behind its own channel map, and one for the rest) or a list of
+            :class:`~flowint.channel_maps.ChannelMap` (one channel each); scalar integrands
+            (:mod:`flowint.run.mode_channels`).
         signed: sign-changing scalar integrands in :meth:`~flowint.Integrator.__call__`:
             ``"auto"`` splits ``f = f⁺ − f⁻`` into two channels, each with its own flow and
             its own draws (:mod:`flowint.run.channels`), once the points seen show both signs
@@ -113,6 +117,7 @@ class Settings:
     log: bool = False
     prior: Any = None
     signed: str = "auto"
+    channels: Any = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -143,6 +148,7 @@ class Settings:
         if self.signed == "split" and self.log:
             raise ValueError("signed='split' needs log=False: an integrand given as a logarithm "
                              "cannot change sign")
+        _check_channels(self.channels)
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
                 or not math.isfinite(lr):
@@ -174,11 +180,25 @@ class Settings:
         """The settings a checkpoint stores: plain data only (no Flow, executor or seed)."""
         out = {k: v for k, v in self.as_dict().items() if k not in ("executor", "flow", "seed",
                                                                "prior")}
+        if out["channels"] is not None and not isinstance(out["channels"], str):
+            out["channels"] = f"{len(out['channels'])} maps"  # objects: pass them again
         for key in ("dtype", "estimate_dtype"):
             out[key] = str(out[key]).removeprefix("torch.")
         out["device"] = None
         out["checkpoint"] = None if out["checkpoint"] is None else str(out["checkpoint"])
         return out
+
+
+def _check_channels(spec: Any) -> None:
+    """``channels`` must be ``None``, ``"modes"`` or a non-empty sequence of channel maps."""
+    if spec is None or spec == "modes":
+        return
+    from ..channel_maps import ChannelMap
+
+    if isinstance(spec, str) or not isinstance(spec, (list, tuple)) or not spec or \
+            not all(isinstance(m, ChannelMap) for m in spec):
+        raise ValueError(f"channels must be None, 'modes' or a non-empty list of ChannelMap, "
+                         f"got {spec!r}")
 
 
 #: Every setting of :class:`~flowint.Integrator` with its default (read-only).

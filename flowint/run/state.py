@@ -88,6 +88,8 @@ class RunState:
         buffer: evaluated training batches ``(u, log_target, log_q0)`` kept for re-use
             (``log_target`` is ``log |f|`` or of a norm, in absolute units).
         call, train, final: progress of the loops in flight (``None`` when idle).
+        channel_maps: after a multi-channel call (``channels=``), each channel's map as plain
+            data (``None`` for a map given in the settings), in the channels' order.
         split_weights: after a call that split a sign-changing integrand into channels, each
             channel's ``|I|`` (the weights of the mixture of the channels' flows that the
             integrator then samples, :class:`~flowint.run.channels.ChannelMixture`); ``None``
@@ -111,6 +113,7 @@ class RunState:
     final: dict[str, Any] | None = None
     log_scale: float | None = None
     split_weights: dict[str, float] | None = None
+    channel_maps: list[dict[str, Any] | None] | None = None
 
     def rescale(self, log_scale: float) -> None:
         """Move every value derived from ``f`` to units of ``exp(log_scale)``.

@@ -1,0 +1,174 @@
+"""Multi-channel runs: one flow per peak of ``f``, each behind a channel map.
+
+With ``channels="modes"`` a call first searches the peaks of ``|f|`` (:mod:`flowint.run.modes`)
+and then integrates ``f`` as a sum over channels: a *rest* channel (the identity map) and one
+channel per mode ``m`` with a :class:`~flowint.channel_maps.LogisticMap` centred on it, its
+scale on each axis the mode's width there. With ``channels=[maps...]`` the channels are the
+given maps. The channel weights (:mod:`flowint.channel_maps`)
+
+    ``w_c(x) = α_c ρ_c(x) / Σ_j α_j ρ_j(x)``,  ``Σ_c w_c = 1``,
+
+split ``f``, and channel ``c`` integrates ``g_c(u) = f(x) w_c(x) / ρ_c(x)`` at ``x = T_c(u)``
+with a flow and a call of its own (an :class:`~flowint.Integrator` on the unit cube, as the
+channels of a sign split, :mod:`flowint.run.channels`): pilot training, calls allocated
+``∝ σ_c`` by the Policy, then each channel's own call. The channels draw independent points,
+so ``I = Σ_c I_c`` and ``var = Σ_c var_c``; with ``log=True`` the sum is taken in log space.
+A peak the search missed lies in some channel's part (the rest channel's, far from every
+mode), so the estimate stays unbiased; only its variance shows the miss.
+
+``α``: the rest channel :data:`REST_SHARE`, each mode its share of the rest ``∝`` its Laplace
+mass; given maps, equal. Everything the run decides is kept in the call record (plain data).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..channel_maps import ChannelMap, IdentityMap, LogisticMap, map_from_plain
+from ..result import Result
+from .channel_result import combine_channels
+from .channels import ChannelRun
+from .modes import Mode, find_modes, search_calls
+
+__all__ = ["ModePart", "ModeRun", "REST_SHARE", "channel_log_weights"]
+
+#: The rest channel's ``α`` in a mode search's channels.
+REST_SHARE = 0.01
+#: A mode's channel map: a logistic bump of scale ``WIDEN`` times the mode's width per axis
+#: (standard deviation ``1.81 WIDEN`` widths): wide enough for tails heavier than the
+#: curvature at the peak shows (the egg box's), which a narrow bump leaves to the rest channel.
+WIDEN = 2.0
+#: The rest channel's least share of the calls after the pilots: its pilot's ``σ`` is the
+#: least reliable (what it holds, peaks the search missed and the far tails of those it found,
+#: its pilot may not have seen), and a starved rest channel is confidently wrong.
+REST_FLOOR = 0.2
+
+
+def channel_log_weights(maps: list[ChannelMap], log_alpha: Tensor, x: Tensor) -> Tensor:
+    """``log w_c(x)`` for every channel, shape ``(channels, n)``."""
+    log_rho = torch.stack([m.log_density(x) for m in maps]) + log_alpha[:, None]
+    return log_rho - torch.logsumexp(log_rho, 0, keepdim=True)
+
+
+class ModePart:
+    """Channel ``index``'s integrand ``g_c(u) = f(x) w_c(x) / ρ_c(x)``, ``x = T_c(u)``;
+    ``log g_c`` for an integrand given as a logarithm. ``f`` is evaluated through the
+    parent's driver (its calls and seconds counted there).
+
+    Arguments:
+        driver: the parent call's driver.
+        maps: every channel's map.
+        log_alpha: ``log α_c`` of every channel.
+        index: this channel.
+    """
+
+    def __init__(self, driver: Any, maps: list[ChannelMap], log_alpha: Tensor, index: int):
+        self.driver, self.maps, self.log_alpha, self.index = driver, maps, log_alpha, index
+
+    def __call__(self, u: Tensor) -> Tensor:
+        x, log_det = self.maps[self.index].forward(u.to(torch.float64))
+        fx = self.driver.evaluate(x)
+        if fx.ndim != 1:
+            raise ValueError("channels= needs a scalar integrand")
+        log_w = channel_log_weights(self.maps, self.log_alpha, x)[self.index] + log_det
+        if self.driver.f.log:
+            return self.driver.last_log_f + log_w
+        return fx.to(torch.float64) * torch.exp(log_w)
+
+
+class ModeRun(ChannelRun):
+    """A multi-channel call (see the module doc)."""
+
+    def run(self, budget: int, rtol: float | None, atol: float | None, n_train: int | None,
+            time_limit: float | None) -> Result:
+        rec = self.call["split"]
+        if "maps" not in rec:
+            self._channels(rec, budget)
+        self.maps = [map_from_plain(m) if isinstance(m, dict) else m for m in
+                     self._given() or rec["maps"]]
+        self.names = tuple(rec["names"])
+        self.floors = {"rest": REST_FLOOR} if self._given() is None and len(self.names) > 1 \
+            else None
+        log_alpha = torch.tensor(rec["log_alpha"], dtype=torch.float64)
+        self.parts = {c: ModePart(self.driver, self.maps, log_alpha, i)
+                      for i, c in enumerate(self.names)}
+        if atol is not None and self.driver.f.log:  # the channels' means are in exp(ref) units
+            atol = math.exp(math.log(atol) - float(rec["ref"]))
+        return super().run(budget, rtol, atol, n_train, time_limit)
+
+    def _given(self) -> list[ChannelMap] | None:
+        spec = self.integ.settings.channels
+        return None if isinstance(spec, str) else list(spec)
+
+    def _channels(self, rec: dict[str, Any], budget: int) -> None:
+        """The channels: the given maps, or a mode search's (its calls counted here)."""
+        dim = self.integ.dim
+        given = self._given()
+        if given is not None:
+            rec.update(names=[f"c{i}" for i in range(len(given))], maps=[None] * len(given),
+                       log_alpha=[-math.log(len(given))] * len(given), modes=[], ref=0.0)
+            return
+        pilot, most = search_calls(budget, dim)
+        modes = find_modes(self._log_f, dim, pilot, self.integ.generator, most)
+        maps: list[ChannelMap] = [IdentityMap(dim)]
+        maps += [LogisticMap(torch.tensor(m.center).clamp(0, 1),
+                             [WIDEN * w for w in m.width]) for m in modes]
+        masses = torch.tensor([m.log_mass for m in modes], dtype=torch.float64)
+        log_alpha = [math.log(REST_SHARE)]
+        if modes:
+            log_alpha += (math.log1p(-REST_SHARE) + masses - masses.logsumexp(0)).tolist()
+        else:
+            log_alpha = [0.0]
+        rec.update(names=["rest"] + [f"m{i}" for i in range(len(modes))],
+                   maps=[m.to_plain() for m in maps], log_alpha=log_alpha,
+                   modes=[m.to_plain() for m in modes],
+                   ref=max((m.log_mass for m in modes), default=0.0))
+
+    def _log_f(self, u: Tensor) -> Tensor:
+        fx = self.driver.evaluate(u)
+        if fx.ndim != 1:
+            raise ValueError("channels= needs a scalar integrand")
+        if self.driver.f.log:
+            return self.driver.last_log_f
+        return torch.log(fx.abs().to(torch.float64))
+
+    def sigma_mean(self, c: str, train: list[Any]) -> tuple[float, float]:
+        """``(σ, |I|)`` in units of ``exp(ref)`` for an integrand given as a logarithm (the
+        channels' runs each have a scale of their own)."""
+        sigma, mean = super().sigma_mean(c, train)
+        if not self.driver.f.log:
+            return sigma, mean
+        shift = (self.integ.channels[c].state.log_scale or 0.0) - float(self.call["split"]["ref"])
+        factor = math.exp(min(shift, 700.0))
+        return sigma * factor, mean * factor
+
+    def goal_kwargs(self, c: str, goal: float | None) -> dict[str, Any]:
+        """A channel's target as a relative one (the channels' units differ with ``log``)."""
+        mean = float(self.call["split"]["mean"].get(c, math.nan))
+        if goal is None or not (math.isfinite(mean) and mean > 0):
+            return {}
+        return {"rtol": max(goal / mean, 1e-15)}
+
+    def combine(self, results: dict[str, Result]) -> Result:
+        return combine_channels(self.driver, self.call, results,
+                                signs={c: 1 for c in results})
+
+    @staticmethod
+    def mixture_weights(results: dict[str, Result]) -> dict[str, float]:
+        """Each channel's share of ``Σ |I_c|`` (from ``log_mean`` where given)."""
+        logs = {c: (r.log_mean if math.isfinite(r.log_mean) else
+                    (math.log(abs(r.mean)) if r.mean else -math.inf))
+                for c, r in results.items()}
+        top = max(logs.values())
+        if not math.isfinite(top):
+            return {c: 1.0 for c in results}
+        return {c: math.exp(v - top) for c, v in logs.items()}
+
+
+def modes_of(call: dict[str, Any]) -> list[Mode]:
+    """The modes a call's search found (plain data in its record)."""
+    return [Mode.from_plain(m) for m in call.get("split", {}).get("modes", [])]

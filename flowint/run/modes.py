@@ -1,0 +1,250 @@
+"""Finding the separated peaks of an integrand before training: the mode search.
+
+A single flow trained by tempering (``|f|^β``, ``β`` rising to 1) keeps a peak only while its
+batches keep drawing points there. A narrow peak whose tempered share is small at low ``β``
+(in 8-D, a peak half as wide as another has ``2⁻⁸`` of its tempered mass at ``β → 0``) is
+lost early and never seen again, and the estimate is confidently wrong. The mode search finds
+the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_channels`):
+
+1. *pilot*: ``n`` scrambled Sobol points of the cube and their ``log |f|``;
+2. *basins* (QuickShift): every point links to its nearest neighbour among its ``k`` nearest
+   that has a higher ``log |f|``; the points without one are the roots of the point cloud's
+   basins. Up to :data:`MAX_STARTS` roots with the largest basins are kept. A narrow peak
+   is the higher one near its centre even far from it, so its basin holds a few per cent of
+   the points although its tempered share is tiny;
+3. *ascent*: from each root, diagonal Newton steps on ``log |f|`` with central differences
+   along the axes (``2 dim + 1`` calls per start and step; the step ``h`` follows half the
+   local width), all starts in one batch;
+4. *modes*: the ends of the ascents, merged when they lie within :data:`MERGE_WIDTHS` widths of
+   each other or when the straight line between them has no valley (``log |f|`` at a
+   quarter, half and three quarters of the way within :data:`VALLEY` of the lower end);
+   each with its widths ``s_i = (-∂²log|f|/∂x_i²)^(-1/2)`` and its Laplace mass
+   ``log |f| + Σ log(s_i √(2π))``.
+   Modes below :data:`MIN_SHARE` of the largest mass are dropped, and at most
+   :data:`MAX_MODES` are kept.
+
+Every call of ``f`` is counted by the caller's evaluation function. The result is plain data
+(:class:`Mode`), kept in the run state so that a resumed run does not search again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from scipy.stats import qmc
+from torch import Tensor
+
+__all__ = ["MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", "Mode", "VALLEY",
+           "find_modes", "search_calls"]
+
+#: Most ascents (the roots with the largest basins).
+MAX_STARTS = 32
+#: The search's share of the run's calls (pilot and ascents), at most.
+SEARCH_SHARE = 0.15
+#: Most modes kept (by Laplace mass).
+MAX_MODES = 24
+#: Modes whose Laplace mass is below this share of the largest are dropped.
+MIN_SHARE = 1e-3
+#: Two ends of ascents within this many widths (on every axis) are one mode.
+MERGE_WIDTHS = 3.0
+#: Two ends are one mode unless ``log |f|`` dips this much between them.
+VALLEY = 2.0
+#: Widest width of a mode along an axis (a flat direction: the cube's).
+MAX_WIDTH = 0.25
+NEIGHBOURS = 16
+ASCENT_STEPS = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """A peak of ``|f|`` on the unit cube.
+
+    Attributes:
+        center: its location (the end of an ascent).
+        width: per axis, ``(-∂² log|f| / ∂x_i²)^(-1/2)`` there (at most :data:`MAX_WIDTH`).
+        log_peak: ``log |f|`` at the centre.
+        log_mass: the Laplace estimate of its mass, ``log_peak + Σ log(width_i √(2π))``.
+    """
+
+    center: tuple[float, ...]
+    width: tuple[float, ...]
+    log_peak: float
+    log_mass: float
+
+    def to_plain(self) -> dict[str, Any]:
+        return {"center": list(self.center), "width": list(self.width),
+                "log_peak": self.log_peak, "log_mass": self.log_mass}
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> Mode:
+        return cls(tuple(data["center"]), tuple(data["width"]), float(data["log_peak"]),
+                   float(data["log_mass"]))
+
+
+def search_calls(budget: float, dim: int) -> tuple[int, int]:
+    """The pilot's points for a run of ``budget`` calls (4 % of it, between ``64 dim`` and
+    4096, a power of two for Sobol), and the most calls the whole search may take
+    (:data:`SEARCH_SHARE` of the budget)."""
+    n = min(max(0.04 * float(budget), 64.0 * dim), 4096.0)
+    pilot = 2 ** max(int(math.log2(n)), 6)
+    return pilot, max(int(SEARCH_SHARE * float(budget)), pilot + 4 * (2 * dim + 2))
+
+
+def find_modes(log_f: Callable[[Tensor], Tensor], dim: int, n_pilot: int,
+               generator: torch.Generator, max_calls: int | None = None) -> list[Mode]:
+    """The modes of ``exp(log_f)`` on ``[0, 1]^dim`` (see the module doc).
+
+    Arguments:
+        log_f: ``log |f|`` of a float64 batch ``(n, dim)`` of cube points (``-inf`` where
+            ``f = 0``); every call is the caller's to count.
+        dim: dimension.
+        n_pilot: points of the pilot (a power of two is best).
+        generator: the run's random source (the pilot's scrambling).
+        max_calls: most calls of the whole search (``None``: no limit): fewer starts, or
+            fewer steps, when the ascents would need more.
+
+    Returns:
+        The modes, largest Laplace mass first (empty if ``f = 0`` at every pilot point).
+    """
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    u = torch.as_tensor(qmc.Sobol(dim, scramble=True, seed=seed).random(int(n_pilot)),
+                        dtype=torch.float64)
+    lf = _finite(log_f(u))
+    if not bool(torch.isfinite(lf).any()):
+        return []
+    starts = basin_roots(u, lf)
+    per_step = 2 * dim + 1
+    if max_calls is not None:  # room for at least 8 steps of every start
+        room = max(int(max_calls) - int(n_pilot), per_step)
+        starts = starts[:max(1, room // (8 * per_step))]
+    calls = None if max_calls is None else max(int(max_calls) - int(n_pilot), per_step)
+    x, lx, width = ascend(log_f, u[starts], lf[starts], max_calls=calls)
+    return _merge(log_f, x, lx, width)
+
+
+def basin_roots(u: Tensor, lf: Tensor, k: int = NEIGHBOURS) -> Tensor:
+    """Indices of the QuickShift roots of the cloud ``u`` with values ``lf``, largest basin
+    first, at most :data:`MAX_STARTS` (the roots with a finite value only)."""
+    n = u.shape[0]
+    k = min(k, n - 1)
+    parent = torch.arange(n)
+    for lo in range(0, n, 1024):
+        d = torch.cdist(u[lo:lo + 1024], u)
+        d[torch.arange(d.shape[0]), torch.arange(lo, lo + d.shape[0])] = math.inf
+        dist, idx = d.topk(k, largest=False)
+        higher = lf[idx] > lf[lo:lo + 1024, None]
+        first = torch.where(higher.any(1), higher.float().argmax(1), -1)
+        has = first >= 0
+        rows = torch.arange(d.shape[0])[has]
+        parent[lo + rows] = idx[rows, first[has]]
+    root = parent.clone()
+    for _ in range(max(1, int(math.log2(n)) + 2)):
+        root = root[root]
+    while bool((root[root] != root).any()):
+        root = root[root]
+    roots, size = torch.unique(root, return_counts=True)
+    keep = torch.isfinite(lf[roots])
+    roots, size = roots[keep], size[keep]
+    order = torch.argsort(size, descending=True, stable=True)
+    return roots[order][:MAX_STARTS]
+
+
+def ascend(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
+           steps: int = ASCENT_STEPS,
+           max_calls: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Diagonal Newton ascents of ``log_f`` from the rows of ``x`` (values ``lx``), batched
+    (at most ``steps`` steps and ``max_calls`` calls); the ends, their values and their
+    widths per axis."""
+    r, d = x.shape
+    h = torch.full((r, d), 0.05, dtype=torch.float64)
+    width = torch.full((r, d), MAX_WIDTH, dtype=torch.float64)
+    eye = torch.eye(d, dtype=torch.float64)
+    still = torch.zeros(r, dtype=torch.long)
+    for step in range(steps):
+        if max_calls is not None and (step + 1) * r * (2 * d + 1) > max_calls:
+            break
+        plus = (x[:, None, :] + h[:, :, None] * eye).clamp(0.0, 1.0)
+        minus = (x[:, None, :] - h[:, :, None] * eye).clamp(0.0, 1.0)
+        vals = _finite(log_f(torch.cat([plus, minus], 1).reshape(-1, d))).reshape(r, 2, d)
+        fp, fm = vals[:, 0], vals[:, 1]
+        hp = torch.diagonal(plus, dim1=1, dim2=2) - x
+        hm = x - torch.diagonal(minus, dim1=1, dim2=2)
+        grad, curv = _derivatives(fp, lx[:, None], fm, hp, hm)
+        newton = (curv < 0) & torch.isfinite(curv) & torch.isfinite(grad)
+        climb = torch.where(fp > fm, h, -h) * 2.0
+        delta = torch.where(newton, -grad / curv.where(newton, torch.ones_like(curv)), climb)
+        delta = delta.clamp(-0.5, 0.5)
+        cand = (x + delta).clamp(0.0, 1.0)
+        lc = _finite(log_f(cand))
+        # the best of: where we are, the Newton point, the best axial point
+        axial = torch.cat([plus, minus], 1)
+        best_ax = vals.reshape(r, -1).argmax(1)
+        la = vals.reshape(r, -1)[torch.arange(r), best_ax]
+        xa = axial[torch.arange(r), best_ax]
+        gain = torch.stack([lx, lc, la], 1)
+        pick = gain.nan_to_num(-math.inf).argmax(1)
+        new_x = torch.where((pick == 1)[:, None], cand, torch.where((pick == 2)[:, None], xa, x))
+        new_l = gain[torch.arange(r), pick]
+        width = torch.where(newton, (-1.0 / curv.where(newton, -torch.ones_like(curv))).sqrt(),
+                            width).clamp(1e-9, MAX_WIDTH)
+        h = torch.where(newton, 0.5 * width, (2.0 * h).clamp(max=MAX_WIDTH)).clamp(min=1e-9)
+        moved = ((new_x - x).abs() / width).amax(1)
+        still = torch.where((new_l - lx < 1e-3) & (moved < 0.1), still + 1, 0)
+        x, lx = new_x, new_l
+        if bool((still >= 2).all()):
+            break
+    return x, lx, width
+
+
+def _derivatives(fp: Tensor, f0: Tensor, fm: Tensor, hp: Tensor,
+                 hm: Tensor) -> tuple[Tensor, Tensor]:
+    """First and second derivatives from three points at ``-hm, 0, +hp`` (unequal steps; a
+    side of zero length, at a face of the cube, gives a one-sided slope and no curvature)."""
+    dp, dm = fp - f0, f0 - fm
+    both = (hp > 0) & (hm > 0)
+    hp_, hm_ = hp.clamp_min(1e-300), hm.clamp_min(1e-300)
+    grad = torch.where(both, (hm_ * hm_ * dp + hp_ * hp_ * dm) / (hp_ * hm_ * (hp_ + hm_)),
+                       torch.where(hp > 0, dp / hp_, dm / hm_))
+    curv = torch.where(both, 2.0 * (hm_ * dp - hp_ * dm) / (hp_ * hm_ * (hp_ + hm_)),
+                       torch.full_like(fp, math.nan))
+    return grad, curv
+
+
+def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
+           width: Tensor) -> list[Mode]:
+    """The distinct modes among the ends of the ascents (see the module doc)."""
+    order = torch.argsort(lx, descending=True, stable=True)
+    kept: list[int] = []
+    for i in order.tolist():
+        if not math.isfinite(float(lx[i])):
+            continue
+        near = [j for j in kept if float(((x[i] - x[j]).abs()
+                                          / torch.maximum(width[i], width[j])).amax())
+                < MERGE_WIDTHS]
+        if near:
+            continue
+        if kept:  # one mode with a kept one if no point of the segment between them dips
+            t = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)[:, None, None]
+            seg = x[i] + t * (x[kept] - x[i])  # (3, kept, dim)
+            lm = _finite(log_f(seg.reshape(-1, x.shape[1]))).reshape(3, len(kept))
+            if bool((lm >= torch.minimum(lx[i], lx[kept]) - VALLEY).all(0).any()):
+                continue
+        kept.append(i)
+    modes = [Mode(tuple(x[i].tolist()), tuple(width[i].tolist()), float(lx[i]),
+                  float(lx[i] + torch.log(width[i] * math.sqrt(2 * math.pi)).sum()))
+             for i in kept]
+    modes.sort(key=lambda m: -m.log_mass)
+    if modes:
+        floor = modes[0].log_mass + math.log(MIN_SHARE)
+        modes = [m for m in modes if m.log_mass >= floor]
+    return modes[:MAX_MODES]
+
+
+def _finite(v: Tensor) -> Tensor:
+    """``v`` as float64 with NaN and ``+inf`` read as ``-inf`` (no value)."""
+    v = v.to(torch.float64)
+    return torch.where(torch.isnan(v) | (v == math.inf), -math.inf, v)
