@@ -11,8 +11,8 @@ Every integrand is an :class:`Integrand`: a batched callable on torch tensors of
 
 Families: the i-flow set (``gaussian``, ``camel``, ``circles``, ``annulus``, ``toploop``,
 ``polynomial``), the six Genz families (``oscillatory``, ``product_peak``, ``corner_peak``,
-``gaussian_genz``, ``c0``, ``discontinuous``), ``zunis_camel``, ``signed_camel`` and
-``breit_wigner``.
+``gaussian_genz``, ``c0``, ``discontinuous``), ``zunis_camel``, ``signed_camel``,
+``three_peaks`` and ``breit_wigner``.
 """
 
 from .base import Integrand
@@ -26,7 +26,7 @@ from .genz import (
     ProductPeak,
 )
 from .iflow import Annulus, Camel, Circles, Gaussian, Polynomial
-from .peaks import SignedCamel, ZunisCamel
+from .peaks import SignedCamel, ThreePeaks, ZunisCamel
 from .physics import BreitWigner, TopLoop
 from .registry import get, names, parse_spec, register
 
@@ -46,6 +46,7 @@ __all__ = [
     "Polynomial",
     "ProductPeak",
     "SignedCamel",
+    "ThreePeaks",
     "TopLoop",
     "ZunisCamel",
     "get",

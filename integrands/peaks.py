@@ -153,3 +153,54 @@ class SignedCamel(Integrand):
         bump = ops.exp(log_na - ((x - 1.0 / 3.0) ** 2).sum(-1) / self.alpha**2)
         dip = ops.exp(log_nb - ((x - 2.0 / 3.0) ** 2).sum(-1) / self.beta**2)
         return bump - dip
+
+
+@register("three_peaks")
+class ThreePeaks(Integrand):
+    """Three separated normalised Gaussian peaks of unequal width and weight.
+
+    ``f = Σ_k w_k (s_k √π)^-dim exp(-|x - c_k|² / s_k²)`` with centres ``c_1 = (1/4, ...)``,
+    ``c_2 = (3/4, ...)`` and ``c_3 = (1/4, 3/4, 1/4, 3/4, ...)``, widths ``s = (0.02, 0.04,
+    0.06)`` (standard deviations ``s / √2``) and weights ``w = (1/2, 1/3, 1/6)``: the
+    narrowest peak is the heaviest and the highest, but its tempered share ``∫ f^β`` at small
+    ``β`` is the smallest (``(s_1/s_3)^dim`` of the widest's as ``β → 0``), which is how a single
+    flow trained by tempering loses it. Exact value ``Σ_k w_k Π_i E(c_ki, s_k)`` with
+    ``E(m, s) = (erf((1 - m)/s) + erf(m/s)) / 2`` (each peak's mass inside the cube).
+
+    Arguments:
+        dim: number of dimensions (at least 2).
+        widths: the three widths ``s_k``.
+        weights: the three weights ``w_k``.
+    """
+
+    description = "three separated Gaussian peaks (widths 0.02, 0.04, 0.06; weights 1/2, 1/3, 1/6)"
+    source = "this package (a multi-channel test: separated peaks of unequal shape)"
+
+    def __init__(self, dim: int = 8, widths: tuple[float, float, float] = (0.02, 0.04, 0.06),
+                 weights: tuple[float, float, float] = (0.5, 1.0 / 3.0, 1.0 / 6.0)) -> None:
+        if validate_dim(dim) < 2:
+            raise ValueError(f"three_peaks needs dim >= 2, got {dim}")
+        if len(widths) != 3 or len(weights) != 3:
+            raise ValueError("three_peaks takes three widths and three weights")
+        self.widths = tuple(positive("width", w) for w in widths)
+        self.weights = tuple(positive("weight", w) for w in weights)
+        alternate = [0.25 if i % 2 == 0 else 0.75 for i in range(dim)]
+        self.centers = ([0.25] * dim, [0.75] * dim, alternate)
+        for k, c in enumerate(self.centers):
+            setattr(self, f"center{k}", np.asarray(c, dtype=np.float64))
+        super().__init__(dim, widths=self.widths, weights=self.weights)
+
+    def _compute_exact(self) -> tuple[float, float]:
+        total = 0.0
+        for c, s, w in zip(self.centers, self.widths, self.weights, strict=True):
+            total += w * math.prod(float(gauss_interval(m, s)) / (s * math.sqrt(math.pi))
+                                   for m in c)
+        return total, 0.0
+
+    def _evaluate(self, x: Array, ops: Ops) -> Array:
+        out = 0.0
+        for k, (s, w) in enumerate(zip(self.widths, self.weights, strict=True)):
+            log_norm = math.log(w) - self.dim * math.log(s * math.sqrt(math.pi))
+            center = self._const(f"center{k}", x)
+            out = out + ops.exp(log_norm - ((x - center) ** 2).sum(-1) / s**2)
+        return out

@@ -15,7 +15,10 @@ the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_
 3. *ascent*: from each root, diagonal Newton steps on ``log |f|`` with central differences
    along the axes (``2 dim + 1`` calls per start and step; the step ``h`` follows half the
    local width), all starts in one batch;
-4. *modes*: the ends of the ascents, merged when they lie within :data:`MERGE_WIDTHS` widths of
+4. *second round*: ascents from the pilot points that the modes found explain worst (where
+   ``log |f|`` exceeds every mode's Gaussian by :data:`UNEXPLAINED` nats or more): a narrow
+   peak whose basin held too few points for a root of its own;
+5. *modes*: the ends of the ascents, merged when they lie within :data:`MERGE_WIDTHS` widths of
    each other or when the straight line between them has no valley (``log |f|`` at a
    quarter, half and three quarters of the way within :data:`VALLEY` of the lower end);
    each with its widths ``s_i = (-∂²log|f|/∂x_i²)^(-1/2)`` and its Laplace mass
@@ -55,6 +58,10 @@ MERGE_WIDTHS = 3.0
 VALLEY = 2.0
 #: Widest width of a mode along an axis (a flat direction: the cube's).
 MAX_WIDTH = 0.25
+#: Most starts of the second round (:func:`unexplained`).
+SECOND_STARTS = 8
+#: A pilot point is unexplained when ``log |f|`` exceeds the modes' Gaussians by this much.
+UNEXPLAINED = 5.0
 NEIGHBOURS = 16
 ASCENT_STEPS = 30
 
@@ -116,14 +123,54 @@ def find_modes(log_f: Callable[[Tensor], Tensor], dim: int, n_pilot: int,
     lf = _finite(log_f(u))
     if not bool(torch.isfinite(lf).any()):
         return []
-    starts = basin_roots(u, lf)
-    per_step = 2 * dim + 1
-    if max_calls is not None:  # room for at least 8 steps of every start
-        room = max(int(max_calls) - int(n_pilot), per_step)
+    counted = _Counted(log_f)
+    room = None if max_calls is None else max(int(max_calls) - int(n_pilot), 2 * dim + 1)
+    x, lx, width = _ascents(counted, u, lf, basin_roots(u, lf), room)
+    modes = _merge(counted, x, lx, width)
+    # a second round from the pilot points that the modes found explain worst
+    starts = unexplained(u, lf, modes)
+    left = None if room is None else room - counted.calls
+    if len(starts) and (left is None or left >= 8 * (2 * dim + 1)):
+        x2, lx2, w2 = _ascents(counted, u, lf, starts, left)
+        modes = _merge(counted, torch.cat([x, x2]), torch.cat([lx, lx2]), torch.cat([width, w2]))
+    return modes
+
+
+def unexplained(u: Tensor, lf: Tensor, modes: list[Mode], top: int = SECOND_STARTS) -> Tensor:
+    """Indices of the pilot points where ``log |f|`` exceeds what the modes found explain (each
+    mode's Gaussian ``log_peak - Σ (x_i - c_i)² / (2 width_i²)``, their maximum) by more than
+    :data:`UNEXPLAINED` nats, the worst explained first, at most ``top``: the seeds of a
+    second round of ascents (a narrow peak whose basin held no root of the first)."""
+    if not modes:
+        return torch.empty(0, dtype=torch.long)
+    c = torch.tensor([m.center for m in modes], dtype=torch.float64)
+    w = torch.tensor([m.width for m in modes], dtype=torch.float64)
+    peak = torch.tensor([m.log_peak for m in modes], dtype=torch.float64)
+    model = (peak[:, None] - 0.5 * (((u[None] - c[:, None]) / w[:, None]) ** 2).sum(-1))
+    excess = lf - model.amax(0)
+    excess = torch.where(torch.isfinite(excess), excess, -math.inf)
+    order = torch.argsort(excess, descending=True, stable=True)
+    return order[excess[order] > UNEXPLAINED][:top]
+
+
+class _Counted:
+    """``log_f`` with its calls counted."""
+
+    def __init__(self, log_f: Callable[[Tensor], Tensor]):
+        self.log_f, self.calls = log_f, 0
+
+    def __call__(self, u: Tensor) -> Tensor:
+        self.calls += int(u.shape[0])
+        return self.log_f(u)
+
+
+def _ascents(log_f: _Counted, u: Tensor, lf: Tensor, starts: Tensor,
+             room: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Ascents from the pilot points ``starts``, as many as ``room`` calls allow 8 steps."""
+    per_step = 2 * u.shape[1] + 1
+    if room is not None:
         starts = starts[:max(1, room // (8 * per_step))]
-    calls = None if max_calls is None else max(int(max_calls) - int(n_pilot), per_step)
-    x, lx, width = ascend(log_f, u[starts], lf[starts], max_calls=calls)
-    return _merge(log_f, x, lx, width)
+    return ascend(log_f, u[starts], lf[starts], max_calls=room)
 
 
 def basin_roots(u: Tensor, lf: Tensor, k: int = NEIGHBOURS) -> Tensor:
