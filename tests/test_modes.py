@@ -1,0 +1,210 @@
+"""Multi-channel runs: channel maps, the mode search and ``channels=`` (modes or given maps)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import flowint
+from flowint.channel_maps import IdentityMap, LogisticMap, map_from_plain
+from flowint.run.channels import ChannelMixture
+from flowint.run.mode_channels import channel_log_weights
+from flowint.run.modes import find_modes, search_calls, unexplained
+from integrands.peaks import ThreePeaks
+
+FAST = dict(flow_options={"hidden": 8}, steps_per_batch=2, minibatch=256, batch_size=500,
+            progress=False)
+PEAKS2 = ThreePeaks(2, widths=(0.03, 0.06, 0.09))
+
+
+def quiet(f, dim: int, budget: int, **settings) -> flowint.Result:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # small runs: weight diagnostics
+        return flowint.integrate(f, dim, budget=budget, **{**FAST, **settings})
+
+
+# ------------------------------------------------------------------ channel maps
+def test_logistic_map_log_det_matches_autograd_and_inverts():
+    m = LogisticMap([0.3, 0.05, 0.9], [0.02, 0.1, 0.3])
+    u = torch.rand(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x, log_det = m.forward(u)
+    for i in range(u.shape[0]):
+        jac = torch.autograd.functional.jacobian(lambda v: m.forward(v[None])[0][0], u[i])
+        assert float(log_det[i]) == pytest.approx(float(torch.linalg.slogdet(jac)[1]),
+                                                  rel=1e-9, abs=1e-9)
+    assert torch.allclose(m.inverse(x), u, atol=1e-9)
+    assert torch.allclose(m.log_density(x), -log_det, atol=1e-9)
+    assert bool(((x >= 0) & (x <= 1)).all())
+
+
+def test_logistic_density_integrates_to_one_on_the_cube():
+    m = LogisticMap([0.2], [0.05])
+    x = torch.linspace(0, 1, 200_001, dtype=torch.float64)[:, None]
+    rho = m.log_density(x).exp()
+    assert float(torch.trapezoid(rho, x[:, 0])) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_maps_round_trip_as_plain_data_and_bad_maps_are_refused():
+    m = LogisticMap([0.5, 0.25], [0.1, 0.2])
+    again = map_from_plain(m.to_plain())
+    u = torch.rand(5, 2, dtype=torch.float64)
+    assert torch.equal(again.forward(u)[0], m.forward(u)[0])
+    assert isinstance(map_from_plain(IdentityMap(3).to_plain()), IdentityMap)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        LogisticMap([1.5], [0.1])
+    with pytest.raises(ValueError, match="positive"):
+        LogisticMap([0.5], [0.0])
+    with pytest.raises(ValueError, match="differ in length"):
+        LogisticMap([0.5, 0.5], [0.1])
+    with pytest.raises(ValueError, match="unknown channel map"):
+        map_from_plain({"kind": "spiral"})
+
+
+def test_channel_weights_partition_unity():
+    maps = [IdentityMap(2), LogisticMap([0.3, 0.3], [0.05, 0.05]),
+            LogisticMap([0.7, 0.6], [0.1, 0.02])]
+    log_alpha = torch.log(torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64))
+    x = torch.rand(1000, 2, dtype=torch.float64)
+    w = channel_log_weights(maps, log_alpha, x).exp()
+    assert torch.allclose(w.sum(0), torch.ones(1000, dtype=torch.float64), atol=1e-12)
+
+
+# ------------------------------------------------------------------ the mode search
+def test_search_finds_three_peaks_and_their_masses():
+    """The three peaks of ``three_peaks`` in 4-D, each at its centre, with its Laplace mass
+    (exact for a Gaussian: log of its weight, the peaks lying well inside the cube)."""
+    f = ThreePeaks(4)
+    calls = []
+
+    def log_f(u):
+        calls.append(u.shape[0])
+        return torch.log(f(u))
+
+    pilot, most = search_calls(50_000, 4)
+    modes = find_modes(log_f, 4, pilot, torch.Generator().manual_seed(3), most)
+    assert len(modes) == 3
+    assert sum(calls) <= most
+    for m, c, w in zip(modes, f.centers, f.weights, strict=True):  # largest mass first
+        assert np.allclose(m.center, c, atol=1e-3)
+        assert m.log_mass == pytest.approx(math.log(w), abs=1e-3)
+
+
+def test_search_on_a_zero_integrand_finds_nothing():
+    modes = find_modes(lambda u: torch.full((u.shape[0],), -math.inf, dtype=torch.float64),
+                       2, 64, torch.Generator().manual_seed(0))
+    assert modes == []
+
+
+def test_unexplained_points_are_those_far_above_the_modes_found():
+    f = ThreePeaks(2, widths=(0.03, 0.06, 0.09))
+    u = torch.tensor([[0.25, 0.25], [0.75, 0.75], [0.5, 0.5]], dtype=torch.float64)
+    lf = torch.log(f(u))
+    modes = find_modes(lambda v: torch.log(f(v)), 2, 256, torch.Generator().manual_seed(0))
+    # the second peak alone is known: the first one's centre is the worst explained point
+    # (the middle, under the other peaks' tails, is unexplained too), its own centre is not
+    only = [m for m in modes if abs(m.center[0] - 0.75) < 0.01]
+    worst = unexplained(u, lf, only).tolist()
+    assert worst[0] == 0 and 1 not in worst
+
+
+# ------------------------------------------------------------------ channels="modes"
+def test_modes_run_is_unbiased_over_seeds_and_counts_every_call():
+    pulls = []
+    for seed in range(8):
+        calls = []
+
+        def f(x, calls=calls):
+            calls.append(x.shape[0])
+            return PEAKS2(x)
+
+        r = quiet(f, 2, 12_000, seed=seed, channels="modes")
+        assert r.method == "channels" and len(r.channels) == 4  # rest + three peaks
+        assert sum(calls) == r.n_evals <= 12_000
+        pulls.append(r.pull(PEAKS2.exact))
+    pulls = np.array(pulls)
+    assert abs(pulls.mean()) < 5 / math.sqrt(len(pulls))
+    assert np.abs(pulls).max() < 5
+
+
+def test_given_maps_are_the_channels():
+    maps = [IdentityMap(2), LogisticMap([0.25, 0.25], [0.03, 0.03])]
+    r = quiet(PEAKS2, 2, 8000, seed=1, channels=maps)
+    assert list(r.channels) == ["c0", "c1"]
+    assert abs(r.pull(PEAKS2.exact)) < 5
+
+
+def test_modes_in_log_space_far_below_one():
+    """``log f = log(three peaks) - 800``: f underflows, the channels' sum is in log space."""
+    r = quiet(lambda x: torch.log(PEAKS2(x)) - 800.0, 2, 12_000, seed=2, log=True,
+              channels="modes")
+    truth = math.log(PEAKS2.exact) - 800.0
+    assert r.mean == 0.0 and math.isfinite(r.log_mean)
+    assert abs(r.log_mean - truth) < 5 * r.log_sdev
+
+
+def test_channels_setting_is_validated():
+    with pytest.raises(ValueError, match="channels must be"):
+        flowint.Integrator(2, channels="peaks")
+    with pytest.raises(ValueError, match="channels must be"):
+        flowint.Integrator(2, channels=[object()])
+    with pytest.raises(ValueError, match="scalar integrand"):
+        quiet(lambda x: torch.stack([PEAKS2(x), PEAKS2(x)], -1), 2, 8000, seed=0,
+              channels="modes")
+
+
+def test_after_a_modes_run_the_mixture_is_a_density_and_reloads(tmp_path):
+    path = tmp_path / "modes.ckpt"
+    integ = flowint.Integrator(2, seed=1, channels="modes", checkpoint=path, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        integ(PEAKS2, 12_000)
+    mix = integ.frozen_flow()
+    assert isinstance(mix, ChannelMixture) and any(m is not None for m in mix.maps)
+    gen = torch.Generator().manual_seed(0)
+    x, log_q = mix.sample(40_000, seed=gen)
+    inv = torch.exp(-log_q.to(torch.float64))  # E_q[1/q] is the volume of the cube, 1
+    assert abs(float(inv.mean()) - 1.0) < 5 * float(inv.std()) / math.sqrt(len(inv))
+    value = PEAKS2(x) * inv  # and f/q estimates the integral
+    assert abs(float(value.mean()) - PEAKS2.exact) < 5 * float(value.std()) / math.sqrt(len(x))
+    again = flowint.load_checkpoint(path)
+    x0, w0 = integ.sample(500, seed=3)
+    x1, w1 = again.sample(500, seed=3)
+    assert torch.equal(x0, x1) and torch.equal(w0, w1)
+
+
+class Interrupted:
+    """``PEAKS2``, raising KeyboardInterrupt (a Ctrl-C) at its ``at``-th call."""
+
+    def __init__(self, at: int | None = None):
+        self.at, self.calls = at, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return PEAKS2(x)
+
+
+def test_interrupted_modes_run_resumes_to_the_uninterrupted_result(tmp_path):
+    run = dict(budget=8000, seed=4, channels="modes", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        total = Interrupted()
+        reference = flowint.integrate(total, 2, **run)
+        path = tmp_path / "modes.ckpt"
+        result, interruptions = None, 0
+        while result is None:  # Ctrl-C every third of the calls, resumed from the checkpoint
+            try:
+                result = flowint.integrate(Interrupted(max(total.calls // 3, 2)), 2,
+                                           checkpoint=path, **run)
+            except KeyboardInterrupt:
+                interruptions += 1
+    assert interruptions >= 2
+    assert (result.mean, result.sdev, result.n_evals) == \
+        (reference.mean, reference.sdev, reference.n_evals)
+    assert {c: r.mean for c, r in result.channels.items()} == \
+        {c: r.mean for c, r in reference.channels.items()}
