@@ -68,7 +68,7 @@ __all__ = ["METHODS", "PROBLEMS", "QUICK_PROBLEMS", "RUNNERS", "WRONG", "main", 
 
 PROBLEMS = ["shells_2d", "eggbox", "shells_10d", "mixture_8d", "gaussian_16d"]
 QUICK_PROBLEMS = ["shells_2d", "eggbox"]
-METHODS = ["flowint", "flowint-modes", "nautilus", "dynesty"]
+METHODS = ["flowint", "flowint-auto", "nautilus", "dynesty"]
 SEEDS = [1, 2, 3, 4, 5]
 QUICK_SEEDS = [1, 2]
 #: flowint's likelihood calls per problem: below the fewest calls a finished peer run took on
@@ -158,9 +158,16 @@ def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int | None = Non
     return row
 
 
+def run_flowint_auto(problem: EvidenceProblem, seed: int, **kwargs: Any) -> dict[str, Any]:
+    """flowint with ``channels="auto"``: a search for the likelihood's peaks, then one flow
+    per peak (and one for the rest) if a peak is much higher than the volume-weighted mean
+    height, else one flow."""
+    return run_flowint(problem, seed, method="flowint-auto", channels="auto", **kwargs)
+
+
 def run_flowint_modes(problem: EvidenceProblem, seed: int, **kwargs: Any) -> dict[str, Any]:
-    """flowint with ``channels="modes"``: a search for the likelihood's peaks, then one flow
-    per peak behind its own channel map and one for the rest."""
+    """flowint with ``channels="modes"``: channels for every peak found, whatever their
+    shapes (not in the default methods)."""
     return run_flowint(problem, seed, method="flowint-modes", channels="modes", **kwargs)
 
 
@@ -206,6 +213,7 @@ def run_dynesty(problem: EvidenceProblem, seed: int, *, timeout: float | None = 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "flowint": run_flowint,
+    "flowint-auto": run_flowint_auto,
     "flowint-modes": run_flowint_modes,
     "nautilus": run_nautilus,
     "dynesty": run_dynesty,
@@ -270,7 +278,7 @@ PROBLEM_COLUMNS = ["method", "seed", "log Z", "Δ log Z", "error", "pull", "call
 
 def problem_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per run of one problem, methods in :data:`METHODS` order, then by seed."""
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(RUNNERS)}
     body = []
     for r in sorted(rows, key=lambda r: (order.get(r["method"], 99), r.get("budget") or 0,
                                          r["seed"])):
@@ -292,7 +300,7 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     for prob in _problems_of(rows):
         here = [r for r in rows if r["problem"] == prob]
         labels = sorted({_label(r) for r in here},
-                        key=lambda s: (METHODS.index(s.split()[0])
+                        key=lambda s: (list(RUNNERS).index(s.split()[0])
                                        if s.split()[0] in METHODS else 99, s))
         for label in labels:
             runs = [r for r in here if _label(r) == label]
@@ -366,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: all (--quick: the 2-D ones)")
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help=f"default {SEEDS} (--quick {QUICK_SEEDS})")
-    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=list(RUNNERS))
     p.add_argument("--budget", type=_count, default=None,
                    help="flowint's likelihood calls on every problem (default: per problem, "
                         "FLOWINT_BUDGETS; the peers stop by their own rules)")

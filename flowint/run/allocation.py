@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..result import IterationRecord
+from .modes import DISPARITY, Mode, disparity
 
 __all__ = ["CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
            "MIN_SPLIT_CALLS", "PILOT_FRACTION", "SIGN_SHARE"]
@@ -49,7 +50,8 @@ class ChannelDecisions:
         """Whether the call goes on as two channels (see :data:`SIGN_SHARE`).
 
         ``channels=`` (multi-channel runs, :mod:`flowint.run.mode_channels`) goes on as
-        channels at once. Otherwise ``signed="split"`` splits at once, ``"auto"`` once
+        channels at once (``"auto"``: if the mode search found disparate peaks,
+        :meth:`modes_disparate`). Otherwise ``signed="split"`` splits at once, ``"auto"`` once
         ``call["signs"]`` (the positive and negative parts of the weights seen, summed over
         iterations) shows both signs; never with ``log=True``, ``"off"``, or fewer than
         :data:`MIN_SPLIT_CALLS` left. Once
@@ -58,10 +60,10 @@ class ChannelDecisions:
         if call.get("split") is not None:
             return True
         s = self.settings
-        if s.channels is not None:  # a multi-channel run: channels from the start
-            if left < MIN_SPLIT_CALLS:
+        if s.channels is not None and (s.channels != "auto" or self.modes_disparate(call)):
+            if left < MIN_SPLIT_CALLS:  # a multi-channel run: channels from the start
                 return False
-            call["split"] = {}
+            call["split"] = {"kind": "modes"}
             return True
         if s.signed == "off" or s.log or left < max(MIN_SPLIT_CALLS, 4 * self._min_channel()):
             return False
@@ -71,6 +73,21 @@ class ChannelDecisions:
                 return False
         call["split"] = {}
         return True
+
+    def search_due(self, call: dict[str, Any], left: float) -> bool:
+        """Whether the call searches the peaks of ``|f|`` first: with ``channels="modes"``
+        or ``"auto"``, once per call, before anything else, with at least
+        :data:`MIN_SPLIT_CALLS` left."""
+        return self.settings.channels in ("modes", "auto") and "modes" not in call and \
+            call.get("split") is None and left >= MIN_SPLIT_CALLS
+
+    @staticmethod
+    def modes_disparate(call: dict[str, Any]) -> bool:
+        """``channels="auto"``: the search found peaks that a single tempered flow risks
+        losing (:func:`~flowint.run.modes.disparity` above
+        :data:`~flowint.run.modes.DISPARITY`)."""
+        modes = [Mode.from_plain(m) for m in call.get("modes") or []]
+        return disparity(modes) > DISPARITY
 
     def pilot_calls(self, rest: int, n_train_left: int | None, channels: int = 2) -> int:
         """Training calls of each channel's pilot: :data:`PILOT_FRACTION` of the calls left

@@ -24,6 +24,7 @@ from .channels import SplitRun, track_signs
 from .estimator import MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
 from .mode_channels import ModeRun
 from .model import square
+from .modes import modes_from_pilot, pilot_points, search_calls
 from .policy import Action
 from .report import build_result
 from .state import Piece
@@ -178,6 +179,39 @@ class CallDriver:
         buf.append((u.to(self.integ.flow.dtype), torch.cat(log_ts), log_q))
         del buf[: max(0, len(buf) - max(1, int(self.integ.settings.buffer)))]
 
+    def search(self, call: dict[str, Any], budget: int) -> None:
+        """The mode search of ``channels="modes"`` or ``"auto"`` (:mod:`flowint.run.modes`):
+        its modes into the call record; its quasi-random pilot, one record ``"search"`` in the
+        history, joins the training buffer (density 1). Training's cap is then taken from
+        the calls left (a fixed fraction of them, as for a call without a search)."""
+        t0 = time.perf_counter()
+        before = self.state.n_evals
+        dim = self.integ.dim
+        pilot, most = search_calls(budget, dim)
+        u = pilot_points(dim, pilot, self.integ.generator)
+        fx = self.evaluate(u)
+        if fx.ndim != 1:
+            raise ValueError("channels= needs a scalar integrand")
+        lf = self.log_target(fx)
+        log_q = torch.zeros(u.shape[0], dtype=torch.float64)
+        modes = modes_from_pilot(self.log_abs, u, lf, max(most - pilot, 2 * dim + 1))
+        call["modes"] = [m.to_plain() for m in modes]
+        if call.get("n_train") is None:
+            left = budget - (self.state.n_evals - before)
+            call["train_cap"] = int(left * float(self.integ.settings.train_fraction))
+        self.record("search", fx, log_q, t0)
+        buf = self.state.buffer
+        buf.append((u.to(self.integ.flow.dtype), lf, log_q))
+        del buf[: max(0, len(buf) - max(1, int(self.integ.settings.buffer)))]
+
+    def log_abs(self, u: Tensor) -> Tensor:
+        """``log |f(u)|`` (float64; ``log f`` as returned for an integrand given as a
+        logarithm), its calls counted."""
+        fx = self.evaluate(u)
+        if fx.ndim != 1:
+            raise ValueError("channels= needs a scalar integrand")
+        return self.log_target(fx)
+
     def sampler(self, call: dict[str, Any] | None, candidate: str) -> Flow | None:
         """The frozen sampler of a candidate (``None``: the identity)."""
         if candidate == "identity":
@@ -236,7 +270,7 @@ class CallDriver:
         """The rest of the call as channels: a sign split, or a multi-channel run with
         ``channels=``; the state keeps the mixture the integrator samples afterwards."""
         state = self.state
-        if self.integ.settings.channels is None:
+        if call["split"].get("kind") != "modes":
             result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
             state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
             return result
@@ -251,6 +285,8 @@ class CallDriver:
         before = state.n_evals
         if action.kind == "measure":
             self.measure(call, action)
+        elif action.kind == "search":
+            self.search(call, int(call["key"]["budget"]))
         else:
             spent = state.n_evals - call["start_evals"]
             self.train_iteration(action.n, spent / max(float(call["train_cap"]), 1.0))

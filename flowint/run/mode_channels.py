@@ -112,8 +112,11 @@ class ModeRun(ChannelRun):
             rec.update(names=[f"c{i}" for i in range(len(given))], maps=[None] * len(given),
                        log_alpha=[-math.log(len(given))] * len(given), modes=[], ref=0.0)
             return
-        pilot, most = search_calls(budget, dim)
-        modes = find_modes(self._log_f, dim, pilot, self.integ.generator, most)
+        if "modes" in self.call:  # the call's search (Policy.search_due)
+            modes = [Mode.from_plain(m) for m in self.call["modes"]]
+        else:
+            pilot, most = search_calls(budget, dim)
+            modes = find_modes(self.driver.log_abs, dim, pilot, self.integ.generator, most)
         maps: list[ChannelMap] = [IdentityMap(dim)]
         maps += [LogisticMap(torch.tensor(m.center).clamp(0, 1),
                              [WIDEN * w for w in m.width]) for m in modes]
@@ -127,14 +130,6 @@ class ModeRun(ChannelRun):
                    maps=[m.to_plain() for m in maps], log_alpha=log_alpha,
                    modes=[m.to_plain() for m in modes],
                    ref=max((m.log_mass for m in modes), default=0.0))
-
-    def _log_f(self, u: Tensor) -> Tensor:
-        fx = self.driver.evaluate(u)
-        if fx.ndim != 1:
-            raise ValueError("channels= needs a scalar integrand")
-        if self.driver.f.log:
-            return self.driver.last_log_f
-        return torch.log(fx.abs().to(torch.float64))
 
     def sigma_mean(self, c: str, train: list[Any]) -> tuple[float, float]:
         """``(σ, |I|)`` in units of ``exp(ref)`` for an integrand given as a logarithm (the

@@ -41,13 +41,14 @@ import torch
 from scipy.stats import qmc
 from torch import Tensor
 
-__all__ = ["MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", "Mode", "VALLEY",
-           "find_modes", "search_calls"]
+__all__ = ["DISPARITY", "MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", "Mode",
+           "VALLEY", "disparity", "find_modes", "modes_from_pilot", "pilot_points",
+           "search_calls", "unexplained"]
 
 #: Most ascents (the roots with the largest basins).
 MAX_STARTS = 32
 #: The search's share of the run's calls (pilot and ascents), at most.
-SEARCH_SHARE = 0.15
+SEARCH_SHARE = 0.08
 #: Most modes kept (by Laplace mass).
 MAX_MODES = 24
 #: Modes whose Laplace mass is below this share of the largest are dropped.
@@ -58,6 +59,8 @@ MERGE_WIDTHS = 3.0
 VALLEY = 2.0
 #: Widest width of a mode along an axis (a flat direction: the cube's).
 MAX_WIDTH = 0.25
+#: ``channels="auto"`` goes on as channels when :func:`disparity` exceeds this.
+DISPARITY = 10.0
 #: Most starts of the second round (:func:`unexplained`).
 SECOND_STARTS = 8
 #: A pilot point is unexplained when ``log |f|`` exceeds the modes' Gaussians by this much.
@@ -117,14 +120,28 @@ def find_modes(log_f: Callable[[Tensor], Tensor], dim: int, n_pilot: int,
     Returns:
         The modes, largest Laplace mass first (empty if ``f = 0`` at every pilot point).
     """
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    u = torch.as_tensor(qmc.Sobol(dim, scramble=True, seed=seed).random(int(n_pilot)),
-                        dtype=torch.float64)
+    u = pilot_points(dim, n_pilot, generator)
     lf = _finite(log_f(u))
+    room = None if max_calls is None else max(int(max_calls) - int(n_pilot), 2 * dim + 1)
+    return modes_from_pilot(log_f, u, lf, room)
+
+
+def pilot_points(dim: int, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` scrambled Sobol points of ``[0, 1]^dim`` (float64), scrambled from ``generator``."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    return torch.as_tensor(qmc.Sobol(dim, scramble=True, seed=seed).random(int(n)),
+                           dtype=torch.float64)
+
+
+def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
+                     room: int | None = None) -> list[Mode]:
+    """Steps 2–5 of the search (module doc) from the pilot points ``u`` and their ``log |f|``
+    ``lf``, with at most ``room`` more calls of ``log_f`` (``None``: no limit)."""
+    dim = u.shape[1]
+    lf = _finite(lf)
     if not bool(torch.isfinite(lf).any()):
         return []
     counted = _Counted(log_f)
-    room = None if max_calls is None else max(int(max_calls) - int(n_pilot), 2 * dim + 1)
     x, lx, width = _ascents(counted, u, lf, basin_roots(u, lf), room)
     modes = _merge(counted, x, lx, width)
     # a second round from the pilot points that the modes found explain worst
@@ -134,6 +151,26 @@ def find_modes(log_f: Callable[[Tensor], Tensor], dim: int, n_pilot: int,
         x2, lx2, w2 = _ascents(counted, u, lf, starts, left)
         modes = _merge(counted, torch.cat([x, x2]), torch.cat([lx, lx2]), torch.cat([width, w2]))
     return modes
+
+
+def disparity(modes: list[Mode]) -> float:
+    """How much a single tempered flow risks losing a peak: the largest ratio of a mode's
+    share of the mass to its share of the tempered mass at small ``β``.
+
+    A Gaussian peak of height ``p`` and widths ``s_i`` has mass ``∝ p Π s_i`` and, tempered,
+    ``∫ f^β ∝ p^β Π (s_i/√β)``, whose share tends to ``Π s_i / Σ_j Π s_j`` (its volume) as
+    ``β → 0``: a peak much higher than the volume-weighted mean height holds much of the
+    integral but little of what the first tempered batches see. 1 for equal peaks (a camel, an
+    egg box, points of a shell); 1 with fewer than two modes.
+    """
+    if len(modes) < 2:
+        return 1.0
+    log_v = torch.tensor([sum(math.log(w) for w in m.width) for m in modes],
+                         dtype=torch.float64)
+    log_m = torch.tensor([m.log_mass for m in modes], dtype=torch.float64)
+    share_m = log_m - log_m.logsumexp(0)
+    share_v = log_v - log_v.logsumexp(0)
+    return float(torch.exp(share_m - share_v).max())
 
 
 def unexplained(u: Tensor, lf: Tensor, modes: list[Mode], top: int = SECOND_STARTS) -> Tensor:

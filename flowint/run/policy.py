@@ -43,8 +43,10 @@ class Action(NamedTuple):
 
     Attributes:
         kind: ``"measure"`` (randomizations of a candidate), ``"train"`` (one training
-            iteration), ``"final"`` (the final estimate) or ``"split"`` (go on as two
-            channels, :mod:`flowint.run.channels`).
+            iteration), ``"final"`` (the final estimate), ``"search"`` (the mode search,
+            :mod:`flowint.run.modes`) or ``"split"`` (go on as channels: a sign split,
+            :mod:`flowint.run.channels`, or a multi-channel run,
+            :mod:`flowint.run.mode_channels`).
         candidate: ``"identity"``, ``"grid"`` or ``"flow"``.
         n: points per randomization (per iteration for ``"train"``).
         k: randomizations (most randomizations for ``"final"``).
@@ -154,6 +156,8 @@ class Policy(ChannelDecisions):
             goal: the error target as an absolute standard error (``None``: fixed budget).
         """
         history = state.history
+        if self.search_due(call, left):
+            return Action("search")
         if call.get("split") is not None or self.settings.signed == "split" or \
                 self.settings.channels is not None:
             if self.split_due(call, left):

@@ -72,9 +72,11 @@ class Settings:
             the evidence ``∫ L(θ) π(θ) dθ``. Not with ``bounds``; not saved in checkpoints
             (pass it again when loading one).
         channels: ``None`` (one flow), ``"modes"`` (search the peaks of ``|f|`` first, then one
-            flow per peak behind its own channel map, and one for the rest) or a list of
-            :class:`~flowint.channel_maps.ChannelMap` (one channel each); scalar integrands
-            (:mod:`flowint.run.mode_channels`).
+            flow per peak behind its own channel map, and one for the rest), ``"auto"`` (search,
+            then channels only if a peak is much higher than the volume-weighted mean height,
+            which a single tempered flow risks losing; else one flow, the search's pilot in its
+            training buffer) or a list of :class:`~flowint.channel_maps.ChannelMap` (one
+            channel each); scalar integrands (:mod:`flowint.run.mode_channels`).
         signed: sign-changing scalar integrands in :meth:`~flowint.Integrator.__call__`:
             ``"auto"`` splits ``f = f⁺ − f⁻`` into two channels, each with its own flow and
             its own draws (:mod:`flowint.run.channels`), once the points seen show both signs
@@ -190,15 +192,16 @@ class Settings:
 
 
 def _check_channels(spec: Any) -> None:
-    """``channels`` must be ``None``, ``"modes"`` or a non-empty sequence of channel maps."""
-    if spec is None or spec == "modes":
+    """``channels`` must be ``None``, ``"modes"``, ``"auto"`` or a non-empty sequence of
+    channel maps."""
+    if spec is None or spec in ("modes", "auto"):
         return
     from ..channel_maps import ChannelMap
 
     if isinstance(spec, str) or not isinstance(spec, (list, tuple)) or not spec or \
             not all(isinstance(m, ChannelMap) for m in spec):
-        raise ValueError(f"channels must be None, 'modes' or a non-empty list of ChannelMap, "
-                         f"got {spec!r}")
+        raise ValueError(f"channels must be None, 'modes', 'auto' or a non-empty list of "
+                         f"ChannelMap, got {spec!r}")
 
 
 #: Every setting of :class:`~flowint.Integrator` with its default (read-only).
