@@ -1,9 +1,10 @@
 """Separated peaks: one flow against one channel per peak (``channels="modes"``), same calls.
 
 For each case and seed the same ``flowint.integrate(f, dim, budget=B, seed=seed)`` call is
-run with the default single flow and with ``channels="modes"`` (a search for the peaks of
+run with the default single flow, with ``channels="modes"`` (a search for the peaks of
 ``|f|``, then one flow per peak behind its own channel map and one for the rest;
-:mod:`flowint.run.mode_channels`). The table gives the estimate, its pull against the exact
+:mod:`flowint.run.mode_channels`) and with ``channels="auto"`` (the search, then channels only
+if a peak is much higher than the volume-weighted mean height). The table gives the estimate, its pull against the exact
 value, and whether the run is **confidently wrong** (``|pull| > 3``), the calls (those of the
 search included), the channels and the peaks the search found, and wall seconds.
 
@@ -32,7 +33,7 @@ import flowint
 import integrands
 
 CASES = ["three_peaks:dim=8"]
-METHODS = {"single flow": {}, "modes": {"channels": "modes"}}
+METHODS = {"single flow": {}, "modes": {"channels": "modes"}, "auto": {"channels": "auto"}}
 COLUMNS = ["integrand", "seed", "method", "result", "exact", "pull", "verdict", "channels",
            "peaks found", "calls", "s"]
 
@@ -48,7 +49,7 @@ def run(spec: str, method: str, budget: int, seed: int) -> list[Any]:
     seconds = time.perf_counter() - t0
     pull = r.pull(float(f.exact))
     peaks = "—"
-    if r.channels and method == "modes":
+    if r.channels and method != "single flow":
         peaks = "; ".join(f"{c}: {common.fmt(p.mean, 3)}" for c, p in r.channels.items()
                           if c != "rest")
     return [spec, seed, method, str(r), f"{float(f.exact):.8g}", pull,
@@ -67,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = "python benchmarks/modes.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     settings = {"budget": f"{args.budget:,}", "seeds": args.seeds,
-                "flowint": "integrate(f, dim, budget, seed), defaults; 'modes': channels='modes'"}
+                "flowint": "integrate(f, dim, budget, seed), defaults; 'modes': channels='modes'; "
+                "'auto': channels='auto'"}
     rows = []
     for spec in args.cases:
         for seed in args.seeds:
