@@ -4,9 +4,10 @@ For each case and seed the same ``flowint.integrate(f, dim, budget=B, seed=seed)
 run with the default single flow, with ``channels="modes"`` (a search for the peaks of
 ``|f|``, then one flow per peak behind its own channel map and one for the rest;
 :mod:`flowint.run.mode_channels`) and with ``channels="auto"`` (the search, then channels only
-if a peak is much higher than the volume-weighted mean height). The table gives the estimate, its pull against the exact
-value, and whether the run is **confidently wrong** (``|pull| > 3``), the calls (those of the
-search included), the channels and the peaks the search found, and wall seconds.
+if a peak is much higher than the volume-weighted mean height). The table gives the
+estimate, its pull against the exact value, and whether the run is **confidently wrong**
+(``|pull| > 3``), the calls (those of the search included), the channels and each channel's
+estimate, and wall seconds.
 
 The default case is ``three_peaks`` in 8-D (:class:`integrands.peaks.ThreePeaks`): its narrowest
 peak carries half the integral, and a single flow trained by tempering loses it.
