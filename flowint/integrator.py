@@ -153,6 +153,10 @@ class Integrator:
             return None
         spec = self.settings.channels
         given = list(spec) if spec is not None and not isinstance(spec, str) else []
+        if any(m is None for m in plain) and len(given) != len(plain):
+            raise ValueError(f"this integrator's {len(plain)} channels have maps of your own, "
+                             "which a checkpoint does not hold: pass them again, e.g. "
+                             "load_checkpoint(path, channels=maps)")
         maps = [map_from_plain(m) if m is not None else given[i] for i, m in enumerate(plain)]
         return dict(zip(self.channels, maps, strict=True))
 

@@ -208,3 +208,19 @@ def test_interrupted_modes_run_resumes_to_the_uninterrupted_result(tmp_path):
         (reference.mean, reference.sdev, reference.n_evals)
     assert {c: r.mean for c, r in result.channels.items()} == \
         {c: r.mean for c, r in reference.channels.items()}
+
+
+def test_given_maps_must_be_passed_again_to_a_loaded_checkpoint(tmp_path):
+    path = tmp_path / "maps.ckpt"
+    maps = [IdentityMap(2), LogisticMap([0.25, 0.25], [0.03, 0.03])]
+    integ = flowint.Integrator(2, seed=1, channels=maps, checkpoint=path, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        integ(PEAKS2, 8000)
+    bare = flowint.load_checkpoint(path)
+    with pytest.raises(ValueError, match="pass them again"):
+        bare.sample(10)
+    again = flowint.load_checkpoint(path, channels=maps)
+    x0, w0 = integ.sample(200, seed=5)
+    x1, w1 = again.sample(200, seed=5)
+    assert torch.equal(x0, x1) and torch.equal(w0, w1)

@@ -179,11 +179,12 @@ class Settings:
         return getattr(self, key)
 
     def plain(self) -> dict[str, Any]:
-        """The settings a checkpoint stores: plain data only (no Flow, executor or seed)."""
+        """The settings a checkpoint stores: plain data only (no Flow, executor, seed, prior
+        or channel maps)."""
         out = {k: v for k, v in self.as_dict().items() if k not in ("executor", "flow", "seed",
                                                                "prior")}
         if out["channels"] is not None and not isinstance(out["channels"], str):
-            out["channels"] = f"{len(out['channels'])} maps"  # objects: pass them again
+            out["channels"] = None  # channel maps are objects: pass them again
         for key in ("dtype", "estimate_dtype"):
             out[key] = str(out[key]).removeprefix("torch.")
         out["device"] = None
