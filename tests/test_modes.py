@@ -224,3 +224,32 @@ def test_given_maps_must_be_passed_again_to_a_loaded_checkpoint(tmp_path):
     x0, w0 = integ.sample(200, seed=5)
     x1, w1 = again.sample(200, seed=5)
     assert torch.equal(x0, x1) and torch.equal(w0, w1)
+
+
+def test_disparity_is_one_for_equal_peaks_and_large_for_a_narrow_heavy_one():
+    from flowint.run.modes import Mode, disparity
+
+    def mode(width, log_mass, dim=8):
+        return Mode((0.5,) * dim, (width,) * dim, 0.0, log_mass)
+
+    assert disparity([mode(0.1, 0.0)]) == 1.0
+    assert disparity([mode(0.1, 0.0), mode(0.1, 0.0)]) == pytest.approx(1.0)
+    # half the mass in a peak of half the width in 8-D: 2^8 / 2 = 128 times its volume share
+    ratio = disparity([mode(0.05, math.log(0.5)), mode(0.1, math.log(0.5))])
+    assert ratio == pytest.approx(0.5 / (0.5**8 / (1 + 0.5**8)))
+
+
+def test_auto_splits_only_disparate_peaks():
+    """Unequal peaks (a narrow heavy one: disparity ~60 in 2-D) go on as channels; milder
+    ones (``PEAKS2``, disparity 7) and equal ones keep one flow, with the search's pilot in
+    the history."""
+    needle = ThreePeaks(2, widths=(0.01, 0.06, 0.09))
+    unequal = quiet(needle, 2, 12_000, seed=1, channels="auto")
+    assert unequal.method == "channels"
+    assert abs(unequal.pull(needle.exact)) < 5
+    assert quiet(PEAKS2, 2, 12_000, seed=1, channels="auto").method != "channels"
+    equal = ThreePeaks(2, widths=(0.05, 0.05, 0.05), weights=(1.0, 1.0, 1.0))
+    r = quiet(equal, 2, 12_000, seed=1, channels="auto")
+    assert r.method != "channels" and not r.channels
+    assert [h.phase for h in r.history][0] == "search"
+    assert abs(r.pull(equal.exact)) < 5
