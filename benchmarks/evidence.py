@@ -9,6 +9,10 @@ log-likelihood with a uniform prior given through a prior transform, with ``log 
   seed=seed, progress=False)``; ``Result.log_mean`` and ``Result.log_sdev``. ``B`` is set
   per problem below the fewest calls a finished peer run took on it (:data:`FLOWINT_BUDGETS`:
   15,000 for the 2-D problems, 60,000 to 200,000 for the others), or ``--budget`` on all.
+- **flowint-auto**: the same call with ``channels="auto"`` (``docs/channels.md``): a search
+  for the likelihood's peaks first, then one flow per peak and one for the rest if a peak is
+  much higher than the volume-weighted mean height, else one flow. Same budgets.
+  (``flowint-modes``, ``channels="modes"``, runs only when asked for with ``--methods``.)
 - **nautilus**: ``nautilus.Sampler(prior, log_l, n_dim, vectorized=True, seed=seed).run()``
   with its defaults (``vectorized=True`` only hands the likelihood ``n_batch`` points at a
   time instead of one by one; the algorithm is unchanged); ``sampler.log_z``, and as its
@@ -26,7 +30,7 @@ error, the pull ``|Δ| / error``, calls, seconds. A run is **confidently wrong**
 
 Usage::
 
-    python benchmarks/evidence.py                       # 5 problems × 5 seeds × 3 methods
+    python benchmarks/evidence.py                       # 5 problems × 5 seeds × 4 methods
     python benchmarks/evidence.py --quick               # the 2-D problems, 2 seeds
     python benchmarks/evidence.py --problems eggbox shells_10d --seeds 1 2 3
     python benchmarks/evidence.py --methods nautilus dynesty --budget 1e5
