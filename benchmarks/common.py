@@ -709,6 +709,15 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def add_row(out: Path, title: str, command: str, settings: dict[str, Any],
+            columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+    """Print the last of ``rows`` and write the whole table to ``out`` again (header and
+    table), so that a long run leaves a readable file after every row."""
+    print(" | ".join(fmt(c) if not isinstance(c, str) else c for c in rows[-1]), flush=True)
+    write_atomic(Path(out), header(title, command, settings) + "\n" + markdown_table(columns,
+                                                                                    rows))
+
+
 def save_rows_comment(rows: Iterable[dict[str, Any]]) -> str:
     """The machine-readable copy of ``rows`` to append to a markdown file."""
     return "".join(f"{_ROW_TAG}{json.dumps(_finite(r))} -->\n" for r in rows)

@@ -76,12 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for seed in args.seeds:
             for method in args.methods:
                 rows.append(run(spec, method, args.budget, seed))
-                print(" | ".join(common.fmt(c) if not isinstance(c, str) else c
-                                 for c in rows[-1]), flush=True)
-                text = common.header("Separated peaks: one flow against one channel per peak",
-                                     command, settings)
-                text += "\n" + common.markdown_table(COLUMNS, rows)
-                common.write_atomic(Path(args.out), text)
+                common.add_row(args.out, "Separated peaks: one flow against one channel per "
+                               "peak", command, settings, COLUMNS, rows)
     print(f"written: {args.out}")
 
 

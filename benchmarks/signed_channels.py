@@ -76,12 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for qmc in args.qmc:
             for mode in args.modes:
                 rows.append(run(spec, mode, qmc == "on", args.budget, args.n_train, args.seed))
-                print(" | ".join(common.fmt(c) if not isinstance(c, str) else c
-                                 for c in rows[-1]), flush=True)
-                text = common.header("Signed integrands: one density against two channels",
-                                     command, settings)
-                text += "\n" + common.markdown_table(COLUMNS, rows)
-                common.write_atomic(Path(args.out), text)
+                common.add_row(args.out, "Signed integrands: one density against two channels",
+                               command, settings, COLUMNS, rows)
     print(f"written: {args.out}")
 
 

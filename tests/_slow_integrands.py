@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-__all__ = ["CountCalls", "KillOnce", "Sleepy", "always_kill", "gauss", "gauss_exact", "raises"]
+__all__ = ["CountCalls", "CtrlC", "KillOnce", "Sleepy", "always_kill", "gauss", "gauss_exact",
+           "raises"]
 
 #: Centre and width of :func:`gauss`.
 CENTRE, WIDTH = 0.4, 0.2
@@ -80,6 +81,20 @@ def always_kill(x: np.ndarray) -> np.ndarray:
     """Kills whichever process evaluates it (a chunk that can never be computed)."""
     os.kill(os.getpid(), signal.SIGKILL)
     return gauss(x)  # pragma: no cover
+
+
+class CtrlC:
+    """``fn`` (default :func:`gauss`) that raises KeyboardInterrupt (a Ctrl-C) at its
+    ``at``-th call (``None``: never), counting its calls."""
+
+    def __init__(self, at: int | None, fn=None):
+        self.at, self.calls, self.fn = at, 0, fn or gauss
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.fn(x)
 
 
 class CountCalls:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _slow_integrands import CountCalls, gauss
+from _slow_integrands import CountCalls, CtrlC, gauss
 
 import flowint
 from flowint import checkpoint as ckpt
@@ -29,19 +29,6 @@ def exact(r: flowint.Result) -> tuple:
 def records(history) -> list[tuple]:
     """What must match between runs (not the NaN losses of warm-up, nor wall times)."""
     return [(h.phase, h.n, h.mean, h.sdev) for h in history]
-
-
-class Interrupt:
-    """:func:`gauss` that raises KeyboardInterrupt (a Ctrl-C) at its ``at``-th call."""
-
-    def __init__(self, at: int):
-        self.at, self.calls = at, 0
-
-    def __call__(self, x):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return gauss(x)
 
 
 def test_file_is_plain_data_and_round_trips(tmp_path):
@@ -121,7 +108,7 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert len(reference.history) > 14
     for at in (7, 8):
         with pytest.raises(KeyboardInterrupt):
-            flowint.integrate(Interrupt(at), 2, checkpoint=path, **run)
+            flowint.integrate(CtrlC(at), 2, checkpoint=path, **run)
     state = ckpt.read_checkpoint(path)["state"]
     assert len(state["history"]) == 13
     counter = CountCalls()
@@ -140,7 +127,7 @@ def test_standalone_train_resumes(tmp_path):
     reference.train(gauss, 3500, early_stop=False)
     path = tmp_path / "t.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        flowint.Integrator(2, checkpoint=path, **SMALL).train(Interrupt(5), 3500)
+        flowint.Integrator(2, checkpoint=path, **SMALL).train(CtrlC(5), 3500)
     integ = flowint.Integrator(2, checkpoint=path, **SMALL)
     assert integ.n_evals == 2000
     done = integ.train(gauss, 3500)

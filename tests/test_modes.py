@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _slow_integrands import CtrlC
 
 import flowint
 from flowint.channel_maps import IdentityMap, LogisticMap, map_from_plain
@@ -176,30 +177,17 @@ def test_after_a_modes_run_the_mixture_is_a_density_and_reloads(tmp_path):
     assert torch.equal(x0, x1) and torch.equal(w0, w1)
 
 
-class Interrupted:
-    """``PEAKS2``, raising KeyboardInterrupt (a Ctrl-C) at its ``at``-th call."""
-
-    def __init__(self, at: int | None = None):
-        self.at, self.calls = at, 0
-
-    def __call__(self, x):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return PEAKS2(x)
-
-
 def test_interrupted_modes_run_resumes_to_the_uninterrupted_result(tmp_path):
     run = dict(budget=8000, seed=4, channels="modes", **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        total = Interrupted()
+        total = CtrlC(None, PEAKS2)
         reference = flowint.integrate(total, 2, **run)
         path = tmp_path / "modes.ckpt"
         result, interruptions = None, 0
         while result is None:  # Ctrl-C every third of the calls, resumed from the checkpoint
             try:
-                result = flowint.integrate(Interrupted(max(total.calls // 3, 2)), 2,
+                result = flowint.integrate(CtrlC(max(total.calls // 3, 2), PEAKS2), 2,
                                            checkpoint=path, **run)
             except KeyboardInterrupt:
                 interruptions += 1
