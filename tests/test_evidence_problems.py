@@ -291,6 +291,7 @@ def test_benchmark_tables_flags_and_resume(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(evidence, "RUNNERS", {"flowint": fake("flowint", 0.01, 0.01),
                                               "nautilus": fake("nautilus", 0.05, 0.01),
                                               "dynesty": fake("dynesty", -0.1, 0.2)})
+    monkeypatch.setattr(evidence, "METHODS", ["flowint", "nautilus", "dynesty"])
     out = tmp_path / "ev.md"
     argv = ["--problems", "shells_2d", "--seeds", "1", "2", "--budget", "1e3", "--out", str(out)]
     rows = evidence.main(argv)

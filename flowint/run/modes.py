@@ -15,12 +15,14 @@ the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_
 3. *ascent*: from each root, diagonal Newton steps on ``log |f|`` with central differences
    along the axes (``2 dim + 1`` calls per start and step; the step ``h`` follows half the
    local width), all starts in one batch;
-4. *second round*: ascents from the pilot points that the modes found explain worst (where
-   ``log |f|`` exceeds every mode's Gaussian by :data:`UNEXPLAINED` nats or more): a narrow
-   peak whose basin held too few points for a root of its own;
+4. *later rounds*: ascents from the pilot points that the modes found so far explain worst
+   (where ``log |f|`` exceeds every mode's Gaussian by :data:`UNEXPLAINED` nats or more): a
+   narrow peak whose basin held too few points for a root of its own; repeated (at most
+   :data:`EXTRA_ROUNDS` times) while a round finds new modes;
 5. *modes*: the ends of the ascents, merged when they lie within :data:`MERGE_WIDTHS` widths of
    each other or when the straight line between them has no valley (``log |f|`` at a
-   quarter, half and three quarters of the way within :data:`VALLEY` of the lower end);
+   quarter, half and three quarters of the way within :data:`VALLEY` of the lower end, none
+   of those points on a third mode: a row of equal peaks has no valley at those points);
    each with its widths ``s_i = (-∂²log|f|/∂x_i²)^(-1/2)`` and its Laplace mass
    ``log |f| + Σ log(s_i √(2π))``.
    Modes below :data:`MIN_SHARE` of the largest mass are dropped, and at most
@@ -61,8 +63,10 @@ VALLEY = 2.0
 MAX_WIDTH = 0.25
 #: ``channels="auto"`` goes on as channels when :func:`disparity` exceeds this.
 DISPARITY = 10.0
-#: Most starts of the second round (:func:`unexplained`).
+#: Most starts of each later round (:func:`unexplained`).
 SECOND_STARTS = 8
+#: Most rounds after the first (each only while the one before found new modes).
+EXTRA_ROUNDS = 4
 #: A pilot point is unexplained when ``log |f|`` exceeds the modes' Gaussians by this much.
 UNEXPLAINED = 5.0
 NEIGHBOURS = 16
@@ -144,12 +148,19 @@ def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
     counted = _Counted(log_f)
     x, lx, width = _ascents(counted, u, lf, basin_roots(u, lf), room)
     modes = _merge(counted, x, lx, width)
-    # a second round from the pilot points that the modes found explain worst
-    starts = unexplained(u, lf, modes)
-    left = None if room is None else room - counted.calls
-    if len(starts) and (left is None or left >= 8 * (2 * dim + 1)):
+    # more rounds from the pilot points that the modes found so far explain worst, while
+    # they find new modes (and the calls allow)
+    for _ in range(EXTRA_ROUNDS):
+        starts = unexplained(u, lf, modes)
+        left = None if room is None else room - counted.calls
+        if not len(starts) or (left is not None and left < 8 * (2 * dim + 1)):
+            break
         x2, lx2, w2 = _ascents(counted, u, lf, starts, left)
-        modes = _merge(counted, torch.cat([x, x2]), torch.cat([lx, lx2]), torch.cat([width, w2]))
+        x, lx, width = torch.cat([x, x2]), torch.cat([lx, lx2]), torch.cat([width, w2])
+        found = len(modes)
+        modes = _merge(counted, x, lx, width)
+        if len(modes) <= found:
+            break
     return modes
 
 
@@ -307,7 +318,7 @@ def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
         if not math.isfinite(float(lx[i])):
             continue
         near = [j for j in kept if float(((x[i] - x[j]).abs()
-                                          / torch.maximum(width[i], width[j])).amax())
+                                          / torch.minimum(width[i], width[j])).amax())
                 < MERGE_WIDTHS]
         if near:
             continue
@@ -315,7 +326,9 @@ def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
             t = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)[:, None, None]
             seg = x[i] + t * (x[kept] - x[i])  # (3, kept, dim)
             lm = _finite(log_f(seg.reshape(-1, x.shape[1]))).reshape(3, len(kept))
-            if bool((lm >= torch.minimum(lx[i], lx[kept]) - VALLEY).all(0).any()):
+            flat = (lm >= torch.minimum(lx[i], lx[kept]) - VALLEY).all(0)
+            # a segment through another kept mode proves nothing (a row of equal peaks)
+            if bool((flat & ~_through(seg, x[kept], width[kept])).any()):
                 continue
         kept.append(i)
     modes = [Mode(tuple(x[i].tolist()), tuple(width[i].tolist()), float(lx[i]),
@@ -326,6 +339,17 @@ def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
         floor = modes[0].log_mass + math.log(MIN_SHARE)
         modes = [m for m in modes if m.log_mass >= floor]
     return modes[:MAX_MODES]
+
+
+def _through(seg: Tensor, centers: Tensor, widths: Tensor) -> Tensor:
+    """For each segment ``seg[:, j]`` (to the kept mode ``j``): whether one of its test points
+    lies within :data:`MERGE_WIDTHS` widths of a kept mode other than ``j``."""
+    k = centers.shape[0]
+    # distance of every test point of every segment to every kept mode, in its widths
+    d = ((seg[:, :, None, :] - centers[None, None]).abs() / widths[None, None]).amax(-1)
+    hit = d < MERGE_WIDTHS  # (3, segments, modes)
+    hit = hit & ~torch.eye(k, dtype=torch.bool)[None]  # its own end does not count
+    return hit.any(-1).any(0)
 
 
 def _finite(v: Tensor) -> Tensor:
