@@ -32,7 +32,7 @@ from ..channel_maps import ChannelMap, IdentityMap, LogisticMap, map_from_plain
 from ..result import Result
 from .channel_result import combine_channels
 from .channels import ChannelRun
-from .modes import Mode, find_modes, search_calls
+from .modes import Mode
 
 __all__ = ["ModePart", "ModeRun", "REST_SHARE", "channel_log_weights"]
 
@@ -87,7 +87,7 @@ class ModeRun(ChannelRun):
             time_limit: float | None) -> Result:
         rec = self.call["split"]
         if "maps" not in rec:
-            self._channels(rec, budget)
+            self._channels(rec)
         self.maps = [map_from_plain(m) if isinstance(m, dict) else m for m in
                      self._given() or rec["maps"]]
         self.names = tuple(rec["names"])
@@ -96,27 +96,22 @@ class ModeRun(ChannelRun):
         log_alpha = torch.tensor(rec["log_alpha"], dtype=torch.float64)
         self.parts = {c: ModePart(self.driver, self.maps, log_alpha, i)
                       for i, c in enumerate(self.names)}
-        if atol is not None and self.driver.f.log:  # the channels' means are in exp(ref) units
-            atol = math.exp(math.log(atol) - float(rec["ref"]))
         return super().run(budget, rtol, atol, n_train, time_limit)
 
     def _given(self) -> list[ChannelMap] | None:
         spec = self.integ.settings.channels
         return None if isinstance(spec, str) else list(spec)
 
-    def _channels(self, rec: dict[str, Any], budget: int) -> None:
-        """The channels: the given maps, or a mode search's (its calls counted here)."""
+    def _channels(self, rec: dict[str, Any]) -> None:
+        """The channels: the given maps, or those of the modes the call's search found
+        (:meth:`~flowint.run.driver.CallDriver.search`)."""
         dim = self.integ.dim
         given = self._given()
         if given is not None:
             rec.update(names=[f"c{i}" for i in range(len(given))], maps=[None] * len(given),
-                       log_alpha=[-math.log(len(given))] * len(given), modes=[], ref=0.0)
+                       log_alpha=[-math.log(len(given))] * len(given), ref=0.0)
             return
-        if "modes" in self.call:  # the call's search (Policy.search_due)
-            modes = [Mode.from_plain(m) for m in self.call["modes"]]
-        else:
-            pilot, most = search_calls(budget, dim)
-            modes = find_modes(self.driver.log_abs, dim, pilot, self.integ.generator, most)
+        modes = [Mode.from_plain(m) for m in self.call.get("modes", [])]  # the call's search
         maps: list[ChannelMap] = [IdentityMap(dim)]
         maps += [LogisticMap(torch.tensor(m.center).clamp(0, 1),
                              [WIDEN * w for w in m.width]) for m in modes]
@@ -128,7 +123,6 @@ class ModeRun(ChannelRun):
             log_alpha = [0.0]
         rec.update(names=["rest"] + [f"m{i}" for i in range(len(modes))],
                    maps=[m.to_plain() for m in maps], log_alpha=log_alpha,
-                   modes=[m.to_plain() for m in modes],
                    ref=max((m.log_mass for m in modes), default=0.0))
 
     def sigma_mean(self, c: str, train: list[Any]) -> tuple[float, float]:
@@ -163,7 +157,3 @@ class ModeRun(ChannelRun):
             return {c: 1.0 for c in results}
         return {c: math.exp(v - top) for c, v in logs.items()}
 
-
-def modes_of(call: dict[str, Any]) -> list[Mode]:
-    """The modes a call's search found (plain data in its record)."""
-    return [Mode.from_plain(m) for m in call.get("split", {}).get("modes", [])]
