@@ -101,10 +101,14 @@ class Mode:
 
 def search_calls(budget: float, dim: int) -> tuple[int, int]:
     """The pilot's points for a run of ``budget`` calls (4 % of it, between ``64 dim`` and
-    4096, a power of two for Sobol), and the most calls the whole search may take
-    (:data:`SEARCH_SHARE` of the budget)."""
+    4096, the nearest power of two for Sobol), and the most calls the whole search may take
+    (:data:`SEARCH_SHARE` of the budget).
+
+    A narrow peak is found from the pilot points in its basin: ``three_peaks`` in 8-D has
+    0.13 % of the cube in its narrowest peak's, 2.6 points of 2048 on average (none in 7 % of
+    pilots) and 5.2 of 4096 (none in 0.5 %)."""
     n = min(max(0.04 * float(budget), 64.0 * dim), 4096.0)
-    pilot = 2 ** max(int(math.log2(n)), 6)
+    pilot = 2 ** max(round(math.log2(n)), 6)
     return pilot, max(int(SEARCH_SHARE * float(budget)), pilot + 4 * (2 * dim + 2))
 
 
