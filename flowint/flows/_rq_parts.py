@@ -208,18 +208,3 @@ def _end_grads(p: dict[str, Tensor], gl: Tensor, sign: float) -> tuple[Tensor, l
     g_lo = torch.where(lo, gl, 0.0).div_(d[..., 2, :]).mul_(sign)
     g_hi = torch.where(hi, gl, 0.0).div_(d[..., 3, :]).mul_(sign)
     return torch.where(lo | hi, 0.0, gl), [g_lo, g_hi]
-
-
-def _root(y: Tensor, s: Tensor, h_i: Tensor, d_i: Tensor, d_j: Tensor, y_k: Tensor
-          ) -> tuple[Tensor, Tensor]:
-    """The position ``xi`` in the bin whose image is ``y`` (unclamped), and ``d_i + d_j - 2s``.
-
-    The cancellation-free choice of the two forms of the root, as in the reference.
-    """
-    dy = y - y_k
-    c2 = d_j + d_i - 2.0 * s
-    a = h_i * (s - d_i) + dy * c2
-    b = h_i * d_i - dy * c2
-    c = -s * dy
-    sq = torch.sqrt((b * b - 4.0 * a * c).clamp_min(0.0))
-    return torch.where(b >= 0.0, (2.0 * c) / (-b - sq), (-b + sq) / (2.0 * a)), c2

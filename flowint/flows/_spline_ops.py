@@ -99,3 +99,27 @@ def _take(t: Tensor, idx: Tensor) -> Tensor:
     rows = torch.arange(t[..., 0].numel(), device=t.device).view(t.shape[:-1])
     flat = (rows.expand(lead) * t.shape[-1] + idx.squeeze(-1)).reshape(-1)
     return t.reshape(-1).index_select(0, flat).view(lead)
+
+
+def _rq_root(y: Tensor, s: Tensor, h_i: Tensor, d_i: Tensor, d_j: Tensor, y_k: Tensor
+             ) -> tuple[Tensor, Tensor]:
+    """The position ``xi`` in a rational-quadratic bin whose image is ``y`` (unclamped), and
+    ``c2 = d_i + d_j - 2s``.
+
+    The root in [0, 1] equals both ``2c / (-b - sq)`` and ``(-b + sq) / (2a)``. The first
+    form cancels catastrophically when ``b < 0`` (steep knot derivatives around a flat bin);
+    then ``a > h s > 0`` and the second form adds two positive terms. The denominators of the
+    unused branches are replaced so that neither branch divides by zero (no NaN gradients
+    under autograd).
+    """
+    dy = y - y_k
+    c2 = d_j + d_i - 2.0 * s
+    a = h_i * (s - d_i) + dy * c2
+    b = h_i * d_i - dy * c2
+    c = -s * dy
+    sq = torch.sqrt((b * b - 4.0 * a * c).clamp_min(0.0))
+    pos = b >= 0.0
+    xi_pos = (2.0 * c) / torch.where(pos, -b - sq, -torch.ones_like(b))
+    xi_neg = (-b + sq) / torch.where(pos, torch.ones_like(a), 2.0 * a)
+    return torch.where(pos, xi_pos, xi_neg), c2
+

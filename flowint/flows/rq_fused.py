@@ -43,11 +43,11 @@ from ._rq_parts import (
     _param_grads,
     _pin,
     _prepare,
-    _root,
     _terms,
     _theta_grad,
     _unit_mask,
 )
+from ._spline_ops import _rq_root
 
 __all__ = ["RQConstants", "fused_enabled", "fused_splines", "rq_forward", "rq_inverse",
            "rq_forward_columns", "rq_inverse_columns", "column_map"]
@@ -152,7 +152,7 @@ class _RQInverse(torch.autograd.Function):
         x_k, y_k = p["kn"].unbind(-2)
         d_i, d_j = p["d"][..., 0, :], p["d"][..., 1, :]
         s = h_i / w_i
-        xi_raw, c2 = _root(p["x"], s, h_i, d_i, d_j, y_k)
+        xi_raw, c2 = _rq_root(p["x"], s, h_i, d_i, d_j, y_k)
         xi = xi_raw.clamp(0.0, 1.0)
         b = _in_bin(xi, s, d_i, d_j, c2)
         ladj = 2.0 * torch.log(b["denom"]) - torch.log(s * s * b["p"])

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._spline_ops import _knots, _pin_ends, _search, _take, _widths
+from ._spline_ops import _knots, _pin_ends, _rq_root, _search, _take, _widths
 from .rq_fused import RQConstants, column_map, fused_enabled, fused_splines, rq_forward, rq_inverse
 
 __all__ = [
@@ -298,20 +298,8 @@ class RationalQuadratic(SplineMap):
         idx = _search(yk, y)
         w_i, h_i, d_i, d_j, x_i, y_i = self._gather(idx, w, h, d, xk, yk)
         s = h_i / w_i
-        dy = y - y_i
-        c2 = d_j + d_i - 2.0 * s
-        a = h_i * (s - d_i) + dy * c2
-        b = h_i * d_i - dy * c2
-        c = -s * dy
-        sq = torch.sqrt((b * b - 4.0 * a * c).clamp_min(0.0))
-        # The root in [0, 1] equals both 2c / (-b - sq) and (-b + sq) / (2a). The first form
-        # cancels catastrophically when b < 0 (steep knot derivatives around a flat bin); then
-        # a > h s > 0 and the second form adds two positive terms. The denominators of the
-        # unused branches are replaced so that neither branch divides by zero (no NaN grads).
-        pos = b >= 0.0
-        xi_pos = (2.0 * c) / torch.where(pos, -b - sq, -torch.ones_like(b))
-        xi_neg = (-b + sq) / torch.where(pos, torch.ones_like(a), 2.0 * a)
-        xi = torch.where(pos, xi_pos, xi_neg).clamp(0.0, 1.0)
+        xi_raw, c2 = _rq_root(y, s, h_i, d_i, d_j, y_i)
+        xi = xi_raw.clamp(0.0, 1.0)
         t = xi * (1.0 - xi)
         denom = s + c2 * t
         num = s * s * (d_j * xi * xi + 2.0 * s * t + d_i * (1.0 - xi) ** 2)
