@@ -9,10 +9,12 @@ log-likelihood with a uniform prior given through a prior transform, with ``log 
   seed=seed, progress=False)``; ``Result.log_mean`` and ``Result.log_sdev``. ``B`` is set
   per problem below the fewest calls a finished peer run took on it (:data:`FLOWINT_BUDGETS`:
   15,000 for the 2-D problems, 60,000 to 200,000 for the others), or ``--budget`` on all.
-- **flowint-auto**: the same call with ``channels="auto"`` (``docs/channels.md``): a search
+  With ``log=True`` flowint's default is ``channels="auto"`` (``docs/channels.md``): a search
   for the likelihood's peaks first, then one flow per peak and one for the rest if a peak is
-  much higher than the volume-weighted mean height, else one flow. Same budgets.
-  (``flowint-modes``, ``channels="modes"``, runs only when asked for with ``--methods``.)
+  much higher than the volume-weighted mean height, else one flow.
+- **flowint-single**: the same call with ``channels=None``: one flow, no search (what the
+  search costs, and what it saves). Same budgets. (``flowint-modes``, ``channels="modes"``,
+  runs only when asked for with ``--methods``.)
 - **nautilus**: ``nautilus.Sampler(prior, log_l, n_dim, vectorized=True, seed=seed).run()``
   with its defaults (``vectorized=True`` only hands the likelihood ``n_batch`` points at a
   time instead of one by one; the algorithm is unchanged); ``sampler.log_z``, and as its
@@ -72,7 +74,7 @@ __all__ = ["METHODS", "PROBLEMS", "QUICK_PROBLEMS", "RUNNERS", "WRONG", "main", 
 
 PROBLEMS = ["shells_2d", "eggbox", "shells_10d", "mixture_8d", "gaussian_16d"]
 QUICK_PROBLEMS = ["shells_2d", "eggbox"]
-METHODS = ["flowint", "flowint-auto", "nautilus", "dynesty"]
+METHODS = ["flowint", "flowint-single", "nautilus", "dynesty"]
 SEEDS = [1, 2, 3, 4, 5]
 QUICK_SEEDS = [1, 2]
 #: flowint's likelihood calls per problem: below the fewest calls a finished peer run took on
@@ -162,11 +164,9 @@ def run_flowint(problem: EvidenceProblem, seed: int, *, budget: int | None = Non
     return row
 
 
-def run_flowint_auto(problem: EvidenceProblem, seed: int, **kwargs: Any) -> dict[str, Any]:
-    """flowint with ``channels="auto"``: a search for the likelihood's peaks, then one flow
-    per peak (and one for the rest) if a peak is much higher than the volume-weighted mean
-    height, else one flow."""
-    return run_flowint(problem, seed, method="flowint-auto", channels="auto", **kwargs)
+def run_flowint_single(problem: EvidenceProblem, seed: int, **kwargs: Any) -> dict[str, Any]:
+    """flowint with ``channels=None``: one flow, no search for the likelihood's peaks."""
+    return run_flowint(problem, seed, method="flowint-single", channels=None, **kwargs)
 
 
 def run_flowint_modes(problem: EvidenceProblem, seed: int, **kwargs: Any) -> dict[str, Any]:
@@ -217,7 +217,7 @@ def run_dynesty(problem: EvidenceProblem, seed: int, *, timeout: float | None = 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "flowint": run_flowint,
-    "flowint-auto": run_flowint_auto,
+    "flowint-single": run_flowint_single,
     "flowint-modes": run_flowint_modes,
     "nautilus": run_nautilus,
     "dynesty": run_dynesty,

@@ -51,7 +51,9 @@ def test_integrand_far_above_float64_integrates_in_log_space():
 def test_log_mode_agrees_with_the_plain_integrand():
     log_f = _narrow_peak(3.0, dim=2, width=0.1)
     plain = flowint.integrate(lambda x: torch.exp(log_f(x)), 2, budget=20_000, seed=4, **QUIET)
-    logged = flowint.integrate(log_f, 2, log=True, budget=20_000, seed=4, **QUIET)
+    # one flow for both (with log=True the default searches for modes first)
+    logged = flowint.integrate(log_f, 2, log=True, budget=20_000, seed=4, channels=None,
+                               **QUIET)
     assert abs(plain.log_pull(-3.0)) < 5 and abs(logged.log_pull(-3.0)) < 5
     # same draws, same decisions: the two runs differ only by rounding
     assert logged.log_mean == pytest.approx(plain.log_mean, abs=1e-9)
@@ -217,3 +219,16 @@ def test_pieces_far_below_the_final_estimate_do_not_overflow_the_consistency_tes
     out = combine_pieces(final, tiny)
     assert out.used == 0 and out.mean == 1.0 and out.sdev == 0.01
     assert math.isfinite(out.chi2) and out.chi2 > 1e3 and out.Q < 1e-3
+
+
+def test_a_logarithm_searches_for_modes_by_default():
+    """``log=True`` (a likelihood) defaults to ``channels="auto"``, a plain integrand to one
+    flow; an explicit ``channels`` wins either way."""
+    from flowint.run.settings import Settings
+
+    assert Settings(log=True).channels == "auto" and Settings().channels is None
+    assert Settings(log=True, channels=None).channels is None
+    assert Settings(channels="modes").channels == "modes"
+    r = flowint.integrate(_narrow_peak(-800.0, dim=2), 2, log=True, budget=8000, seed=1,
+                          **QUIET)
+    assert r.history[0].phase == "search"

@@ -71,7 +71,10 @@ class Settings:
             take it), applied to every point before ``f``: the integral over the cube is then
             the evidence ``∫ L(θ) π(θ) dθ``. Not with ``bounds``; not saved in checkpoints
             (pass it again when loading one).
-        channels: ``None`` (one flow), ``"modes"`` (search the peaks of ``|f|`` first, then one
+        channels: ``"default"``: ``"auto"`` for an integrand given as a logarithm
+            (``log=True``: a likelihood, whose posterior may have separated modes of unequal
+            height), else ``None``; ``None`` (one flow), ``"modes"`` (search the peaks of
+            ``|f|`` first, then one
             flow per peak behind its own channel map, and one for the rest), ``"auto"`` (search,
             then channels only if a peak is much higher than the volume-weighted mean height,
             which a single tempered flow risks losing; else one flow, the search's pilot in its
@@ -119,7 +122,7 @@ class Settings:
     log: bool = False
     prior: Any = None
     signed: str = "auto"
-    channels: Any = None
+    channels: Any = "default"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -150,6 +153,8 @@ class Settings:
         if self.signed == "split" and self.log:
             raise ValueError("signed='split' needs log=False: an integrand given as a logarithm "
                              "cannot change sign")
+        if isinstance(self.channels, str) and self.channels == "default":
+            object.__setattr__(self, "channels", "auto" if self.log else None)
         _check_channels(self.channels)
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
@@ -201,8 +206,8 @@ def _check_channels(spec: Any) -> None:
 
     if isinstance(spec, str) or not isinstance(spec, (list, tuple)) or not spec or \
             not all(isinstance(m, ChannelMap) for m in spec):
-        raise ValueError(f"channels must be None, 'modes', 'auto' or a non-empty list of "
-                         f"ChannelMap, got {spec!r}")
+        raise ValueError(f"channels must be 'default', None, 'modes', 'auto' or a non-empty "
+                         f"list of ChannelMap, got {spec!r}")
 
 
 #: Every setting of :class:`~flowint.Integrator` with its default (read-only).
