@@ -29,9 +29,11 @@ the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_
    ``C``) and its Laplace mass ``log |f| + ½ log det(2π C)``.
    Modes below :data:`MIN_SHARE` of the largest mass are dropped, and at most
    :data:`MAX_MODES` are kept;
-6. *polish*: steps 3–5 take :data:`CLIMB_SHARE` of the search's calls after the pilot; the
-   rest carries on the ascents of the distinct modes only (a correlated peak in 16-D needs
-   about 25 steps, more than 32 starts can all afford), and they are merged again.
+6. *polish*: in steps 3–4 an ascent takes at most :data:`FIRST_STEPS` steps, and at least
+   :data:`POLISH_SHARE` of the calls after the pilot are left; they carry on the ascents of
+   the distinct modes only (a correlated peak in 16-D needs about 25 steps, more than 32
+   starts can all afford), the ends are merged again, and each mode gets its shape from the
+   Hessian at its top.
 
 Every call of ``f`` is counted by the caller's evaluation function. The result is plain data
 (:class:`Mode`), kept in the run state so that a resumed run does not search again.
@@ -54,9 +56,11 @@ __all__ = ["DISPARITY", "MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", 
 
 #: Fractions of the quasi-Newton step tried at once in each step of an ascent.
 LINE_STEPS = (2.0, 1.0, 0.5, 0.25)
-#: Share of the search's calls after the pilot for the ascents from the pilot; the rest
-#: carries on the ascents of the distinct modes found (:func:`_polish`).
-CLIMB_SHARE = 0.6
+#: Most steps of an ascent from a pilot point; the distinct modes' ascents then carry on
+#: (:func:`_polish`, at most :data:`ASCENT_STEPS` steps) with the calls left.
+FIRST_STEPS = 8
+#: Share of the search's calls after the pilot kept for the polish.
+POLISH_SHARE = 0.25
 #: Most ascents (the roots with the largest basins).
 MAX_STARTS = 32
 #: The search's share of the run's calls (pilot and ascents), at most.
@@ -162,7 +166,7 @@ def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
     if not bool(torch.isfinite(lf).any()):
         return []
     counted = _Counted(log_f)
-    climb = None if room is None else int(CLIMB_SHARE * room)
+    climb = None if room is None else int((1.0 - POLISH_SHARE) * room)
     x, lx, width, vol = _ascents(counted, u, lf, basin_roots(u, lf), climb)
     modes = _merge(counted, x, lx, width, vol)
     # more rounds from the pilot points that the modes found so far explain worst, while
@@ -290,11 +294,11 @@ class _Counted:
 
 def _ascents(log_f: _Counted, u: Tensor, lf: Tensor, starts: Tensor,
              room: int | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Ascents from the pilot points ``starts``, as many as ``room`` calls allow 8 steps."""
+    """Ascents from the pilot points ``starts``, as many as ``room`` calls allow 4 steps."""
     per_step = 2 * u.shape[1] + len(LINE_STEPS)
     if room is not None:
-        starts = starts[:max(1, room // (8 * per_step))]
-    return ascend(log_f, u[starts], lf[starts], max_calls=room)
+        starts = starts[:max(1, room // (4 * per_step))]
+    return ascend(log_f, u[starts], lf[starts], steps=FIRST_STEPS, max_calls=room)
 
 
 def basin_roots(u: Tensor, lf: Tensor, k: int = NEIGHBOURS) -> Tensor:
