@@ -243,14 +243,19 @@ def test_given_maps_must_be_passed_again_to_a_loaded_checkpoint(tmp_path):
 def test_disparity_is_one_for_equal_peaks_and_large_for_a_narrow_heavy_one():
     from flowint.run.modes import Mode, disparity
 
-    def mode(width, log_mass, dim=8):
-        return Mode((0.5,) * dim, (width,) * dim, 0.0, log_mass)
+    def mode(width, log_mass, dim=8):  # a Gaussian peak: its height from mass and widths
+        log_peak = log_mass - dim * math.log(width * math.sqrt(2 * math.pi))
+        return Mode((0.5,) * dim, (width,) * dim, log_peak, log_mass)
 
     assert disparity([mode(0.1, 0.0)]) == 1.0
     assert disparity([mode(0.1, 0.0), mode(0.1, 0.0)]) == pytest.approx(1.0)
     # half the mass in a peak of half the width in 8-D: 2^8 / 2 = 128 times its volume share
     ratio = disparity([mode(0.05, math.log(0.5)), mode(0.1, math.log(0.5))])
     assert ratio == pytest.approx(0.5 / (0.5**8 / (1 + 0.5**8)))
+    # equal heights (points of a ridge: a shell) are not disparate, whatever the shapes the
+    # Hessians give them
+    ridge = [Mode((0.5,) * 8, (0.1,) * 8, 3.0, 3.0 + v) for v in (-20.0, -17.0, -22.0)]
+    assert disparity(ridge) == pytest.approx(1.0)
 
 
 def test_auto_splits_only_disparate_peaks():

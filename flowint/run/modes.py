@@ -256,8 +256,8 @@ def disparity(modes: list[Mode]) -> float:
     """
     if len(modes) < 2:
         return 1.0
-    log_v = torch.tensor([sum(math.log(w) for w in m.width) for m in modes],
-                         dtype=torch.float64)
+    # each mode's volume as its mass has it (the shapes cancel: what counts is the heights)
+    log_v = torch.tensor([m.log_mass - m.log_peak for m in modes], dtype=torch.float64)
     log_m = torch.tensor([m.log_mass for m in modes], dtype=torch.float64)
     share_m = log_m - log_m.logsumexp(0)
     share_v = log_v - log_v.logsumexp(0)
