@@ -229,6 +229,10 @@ def test_a_logarithm_searches_for_modes_by_default():
     assert Settings(log=True).channels == "auto" and Settings().channels is None
     assert Settings(log=True, channels=None).channels is None
     assert Settings(channels="modes").channels == "modes"
+    # a change of log takes the other default along, unless channels was chosen
+    assert Settings(log=True).replace(log=False).channels is None
+    assert Settings().replace(log=True).channels == "auto"
+    assert Settings(log=True, channels="modes").replace(log=False).channels == "modes"
     r = flowint.integrate(_narrow_peak(-800.0, dim=2), 2, log=True, budget=8000, seed=1,
                           **QUIET)
     assert r.history[0].phase == "search"

@@ -120,6 +120,29 @@ def test_search_climbs_a_narrow_correlated_peak():
     assert m.log_mass == pytest.approx(p.log_z, abs=1.5)
 
 
+def test_polish_keeps_distinct_modes_and_the_cube():
+    """Too few calls for a polished ascent leave the modes as they are (an ascent of no step
+    has no widths: two peaks 0.3 apart were merged), and a mode on a face of the cube keeps
+    its shape (its Hessian's steps would leave the cube)."""
+    from flowint.run import modes as M
+
+    d = 8
+    centers = [torch.full((d,), 0.3, dtype=torch.float64), torch.full((d,), 0.6,
+                                                                      dtype=torch.float64)]
+
+    def log_f(u):
+        assert bool(((u >= 0) & (u <= 1)).all())
+        return torch.stack([-0.5 * (((u - c) / 0.02) ** 2).sum(1) for c in centers]
+                           ).logsumexp(0)
+
+    found = [M.Mode(tuple(c.tolist()), (0.02,) * d, 0.0, d * math.log(0.02 * math.sqrt(
+        2 * math.pi))) for c in centers]
+    for room in (100, 130, 300, 1000):
+        assert len(M._polish(M._Counted(log_f), found, room)) == 2
+    face = M.Mode((0.0, 0.5), (0.05, 0.05), 0.0, 0.0)
+    assert M._hessian_shape(lambda u: log_f(u.repeat(1, 4)), face) == face
+
+
 def test_search_on_a_zero_integrand_finds_nothing():
     modes = find_modes(lambda u: torch.full((u.shape[0],), -math.inf, dtype=torch.float64),
                        2, 64, torch.Generator().manual_seed(0))

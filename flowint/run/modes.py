@@ -174,7 +174,7 @@ def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
     for _ in range(EXTRA_ROUNDS):
         starts = unexplained(u, lf, modes)
         left = None if climb is None else climb - counted.calls
-        if not len(starts) or (left is not None and left < 8 * (2 * dim + 1)):
+        if not len(starts) or (left is not None and left < 4 * (2 * dim + len(LINE_STEPS))):
             break
         x2, lx2, w2, v2 = _ascents(counted, u, lf, starts, left)
         x, lx = torch.cat([x, x2]), torch.cat([lx, lx2])
@@ -194,17 +194,20 @@ def _polish(log_f: _Counted, modes: list[Mode], room: int | None) -> list[Mode]:
         return modes
     dim = len(modes[0].center)
     per_step = len(modes) * (2 * dim + len(LINE_STEPS))
+    shape = hessian_calls(dim) * len(modes)
     room = None if room is None else room - 3 * len(modes) ** 2  # the merge's segments
-    if room is not None and room < 2 * per_step:
+    if room is None or room - shape >= 2 * per_step:  # an ascent needs two steps at least
+        x = torch.tensor([m.center for m in modes], dtype=torch.float64)
+        lx = torch.tensor([m.log_peak for m in modes], dtype=torch.float64)
+        used = log_f.calls
+        modes = _merge(log_f, *ascend(log_f, x, lx,
+                                      max_calls=None if room is None else room - shape))
+        room = None if room is None else room - (log_f.calls - used)
+    if room is not None and room < hessian_calls(dim) * len(modes):
         return modes
-    x = torch.tensor([m.center for m in modes], dtype=torch.float64)
-    lx = torch.tensor([m.log_peak for m in modes], dtype=torch.float64)
-    used, shape = log_f.calls, hessian_calls(dim) * len(modes)
-    modes = _merge(log_f, *ascend(log_f, x, lx,
-                                  max_calls=None if room is None else room - shape))
-    if room is not None and room - (log_f.calls - used) < shape:
-        return modes
-    return [_hessian_shape(log_f, m) for m in modes]
+    modes = sorted((_hessian_shape(log_f, m) for m in modes), key=lambda m: -m.log_mass)
+    floor = modes[0].log_mass + math.log(MIN_SHARE)
+    return [m for m in modes if m.log_mass >= floor]
 
 
 def hessian_calls(dim: int) -> int:
@@ -214,14 +217,15 @@ def hessian_calls(dim: int) -> int:
 
 def _hessian_shape(log_f: Callable[[Tensor], Tensor], mode: Mode) -> Mode:
     """``mode`` with its widths and mass from the Hessian of ``log |f|`` at its centre, by
-    finite differences with steps of half its conditional widths (the BFGS estimate of an
-    ascent has learnt the covariance only along the directions it moved in); unchanged where
-    ``-∇²log|f|`` is not positive definite there (a ridge, a face of the cube)."""
+    finite differences with steps of half its widths (the BFGS estimate of an ascent has
+    learnt the covariance only along the directions it moved in); unchanged where
+    ``-∇²log|f|`` is not positive definite there (a ridge), and next to a face of the cube
+    (steps that the face would cut below a tenth of that: every point stays in the cube)."""
     x = torch.tensor(mode.center, dtype=torch.float64)
     d = x.shape[0]
-    h = 0.5 * torch.tensor(mode.width, dtype=torch.float64)
-    h = torch.minimum(h, torch.minimum(x, 1.0 - x)) if bool(((x > 0) & (x < 1)).all()) else h
-    if not bool((h > 0).all()):
+    want = 0.5 * torch.tensor(mode.width, dtype=torch.float64)
+    h = torch.minimum(want, torch.minimum(x, 1.0 - x))
+    if not bool((h >= 0.1 * want).all()):
         return mode
     eye = torch.eye(d, dtype=torch.float64)
     i, j = torch.triu_indices(d, d, 1)

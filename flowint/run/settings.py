@@ -170,7 +170,12 @@ class Settings:
         return cls(**settings)
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` applied (validated again)."""
+        """A copy with ``changes`` applied (validated again). A change of ``log`` without one
+        of ``channels`` takes the new default of ``channels`` if the old one was the default
+        (``"auto"`` with ``log=True``, else ``None``)."""
+        if "log" in changes and "channels" not in changes and \
+                self.channels == ("auto" if self.log else None):
+            changes = {**changes, "channels": "default"}
         return Settings.from_kwargs(**{**self.as_dict(), **changes})
 
     def as_dict(self) -> dict[str, Any]:
