@@ -140,7 +140,7 @@ def test_polish_keeps_distinct_modes_and_the_cube():
     for room in (100, 130, 300, 1000):
         assert len(M._polish(M._Counted(log_f), found, room)) == 2
     face = M.Mode((0.0, 0.5), (0.05, 0.05), 0.0, 0.0)
-    assert M._hessian_shape(lambda u: log_f(u.repeat(1, 4)), face) == face
+    assert M._with_hessian_shape(lambda u: log_f(u.repeat(1, 4)), face) == face
 
 
 def test_search_on_a_zero_integrand_finds_nothing():

@@ -12,9 +12,9 @@ the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_
    basins. Up to :data:`MAX_STARTS` roots with the largest basins are kept. A narrow peak
    is the higher one near its centre even far from it, so its basin holds a few per cent of
    the points although its tempered share is tiny;
-3. *ascent*: from each root, quasi-Newton steps on ``log |f|``: gradient and diagonal
-   curvature by central differences along the axes (the step ``h`` follows half the local
-   width), a BFGS estimate of the peak's covariance for the direction (a correlated peak is
+3. *ascent* (:mod:`flowint.run.ascent`): from each root, quasi-Newton steps on ``log |f|``:
+   gradient and diagonal curvature by central differences along the axes (the step ``h``
+   follows half the local width), a BFGS estimate of the peak's covariance for the direction (a correlated peak is
    not climbed by diagonal steps), a few points along it at once (``2 dim + 4`` calls per
    start and step), all starts in one batch;
 4. *later rounds*: ascents from the pilot points that the modes found so far explain worst
@@ -50,12 +50,18 @@ import torch
 from scipy.stats import qmc
 from torch import Tensor
 
+from .ascent import (
+    LINE_STEPS,
+    ascend,
+    finite,
+    hessian_calls,
+    hessian_shape,
+)
+
 __all__ = ["DISPARITY", "MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", "Mode",
            "VALLEY", "disparity", "find_modes", "modes_from_pilot", "pilot_points",
            "search_calls", "unexplained"]
 
-#: Fractions of the quasi-Newton step tried at once in each step of an ascent.
-LINE_STEPS = (2.0, 1.0, 0.5, 0.25)
 #: Most steps of an ascent from a pilot point; the distinct modes' ascents then carry on
 #: (:func:`_polish`, at most :data:`ASCENT_STEPS` steps) with the calls left.
 FIRST_STEPS = 8
@@ -73,8 +79,6 @@ MIN_SHARE = 1e-3
 MERGE_WIDTHS = 3.0
 #: Two ends are one mode unless ``log |f|`` dips this much between them.
 VALLEY = 2.0
-#: Widest width of a mode along an axis (a flat direction: the cube's).
-MAX_WIDTH = 0.25
 #: ``channels="auto"`` goes on as channels when :func:`disparity` exceeds this.
 DISPARITY = 10.0
 #: Most starts of each later round (:func:`unexplained`).
@@ -84,7 +88,6 @@ EXTRA_ROUNDS = 4
 #: A pilot point is unexplained when ``log |f|`` exceeds the modes' Gaussians by this much.
 UNEXPLAINED = 5.0
 NEIGHBOURS = 16
-ASCENT_STEPS = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +148,7 @@ def find_modes(log_f: Callable[[Tensor], Tensor], dim: int, n_pilot: int,
         The modes, largest Laplace mass first (empty if ``f = 0`` at every pilot point).
     """
     u = pilot_points(dim, n_pilot, generator)
-    lf = _finite(log_f(u))
+    lf = finite(log_f(u))
     room = None if max_calls is None else max(int(max_calls) - int(n_pilot), 2 * dim + 1)
     return modes_from_pilot(log_f, u, lf, room)
 
@@ -162,7 +165,7 @@ def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
     """Steps 2–5 of the search (module doc) from the pilot points ``u`` and their ``log |f|``
     ``lf``, with at most ``room`` more calls of ``log_f`` (``None``: no limit)."""
     dim = u.shape[1]
-    lf = _finite(lf)
+    lf = finite(lf)
     if not bool(torch.isfinite(lf).any()):
         return []
     counted = _Counted(log_f)
@@ -205,47 +208,19 @@ def _polish(log_f: _Counted, modes: list[Mode], room: int | None) -> list[Mode]:
         room = None if room is None else room - (log_f.calls - used)
     if room is not None and room < hessian_calls(dim) * len(modes):
         return modes
-    modes = sorted((_hessian_shape(log_f, m) for m in modes), key=lambda m: -m.log_mass)
+    modes = sorted((_with_hessian_shape(log_f, m) for m in modes), key=lambda m: -m.log_mass)
     floor = modes[0].log_mass + math.log(MIN_SHARE)
     return [m for m in modes if m.log_mass >= floor]
 
 
-def hessian_calls(dim: int) -> int:
-    """Calls of one mode's Hessian by finite differences (:func:`_hessian_shape`)."""
-    return 2 * dim + dim * (dim - 1) // 2
-
-
-def _hessian_shape(log_f: Callable[[Tensor], Tensor], mode: Mode) -> Mode:
-    """``mode`` with its widths and mass from the Hessian of ``log |f|`` at its centre, by
-    finite differences with steps of half its widths (the BFGS estimate of an ascent has
-    learnt the covariance only along the directions it moved in); unchanged where
-    ``-∇²log|f|`` is not positive definite there (a ridge), and next to a face of the cube
-    (steps that the face would cut below a tenth of that: every point stays in the cube)."""
-    x = torch.tensor(mode.center, dtype=torch.float64)
-    d = x.shape[0]
-    want = 0.5 * torch.tensor(mode.width, dtype=torch.float64)
-    h = torch.minimum(want, torch.minimum(x, 1.0 - x))
-    if not bool((h >= 0.1 * want).all()):
+def _with_hessian_shape(log_f: Callable[[Tensor], Tensor], mode: Mode) -> Mode:
+    """``mode`` with its widths and mass from the Hessian at its top (:func:`hessian_shape`;
+    unchanged where that gives none)."""
+    shape = hessian_shape(log_f, torch.tensor(mode.center, dtype=torch.float64),
+                          torch.tensor(mode.width, dtype=torch.float64), mode.log_peak)
+    if shape is None:
         return mode
-    eye = torch.eye(d, dtype=torch.float64)
-    i, j = torch.triu_indices(d, d, 1)
-    pairs = x + h[i, None] * eye[i] + h[j, None] * eye[j]
-    vals = _finite(log_f(torch.cat([x + h[:, None] * eye, x - h[:, None] * eye, pairs])))
-    fp, fm, fij = vals[:d], vals[d:2 * d], vals[2 * d:]
-    hess = ((fp + fm - 2.0 * mode.log_peak) / h**2).diag_embed()
-    off = (fij - fp[i] - fp[j] + mode.log_peak) / (h[i] * h[j])
-    hess[i, j] = off
-    hess[j, i] = off
-    if not bool(torch.isfinite(hess).all()):
-        return mode
-    chol, info = torch.linalg.cholesky_ex(-hess)
-    if int(info) != 0:
-        return mode
-    cov = torch.cholesky_inverse(chol)
-    cond = (-1.0 / torch.diagonal(hess).clamp(max=-1e-300)).sqrt()
-    width, vol = _peak_shape(cov[None], cond[None].clamp(1e-9, MAX_WIDTH))
-    return Mode(mode.center, tuple(width[0].tolist()), mode.log_peak,
-                mode.log_peak + float(vol[0]))
+    return Mode(mode.center, tuple(shape[0].tolist()), mode.log_peak, mode.log_peak + shape[1])
 
 
 def disparity(modes: list[Mode]) -> float:
@@ -332,147 +307,6 @@ def basin_roots(u: Tensor, lf: Tensor, k: int = NEIGHBOURS) -> Tensor:
     return roots[order][:MAX_STARTS]
 
 
-def ascend(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
-           steps: int = ASCENT_STEPS,
-           max_calls: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Quasi-Newton ascents of ``log_f`` from the rows of ``x`` (values ``lx``), batched (at
-    most ``steps`` steps and ``max_calls`` calls).
-
-    Each step takes the gradient and the diagonal curvature by central differences along the
-    axes (``2 dim`` calls), moves along ``C ∇log f``, where ``C`` is a BFGS estimate of the
-    peak's covariance ``(-∇²log f)⁻¹`` started from the diagonal curvature, and tries
-    :data:`LINE_STEPS` fractions of that step at once. The best of the current point, the
-    line's points and the axial points is the next one, so ``log_f`` never falls. On a
-    correlated peak the diagonal Newton step alone overshoots along the valley, and a
-    Gaussian of correlation 0.65 in 16-D stays thousands of nats below its top after 30
-    such steps; with ``C`` it reaches the top in about ``dim`` steps.
-
-    Returns:
-        The ends, their values, their widths per axis (the marginal standard deviations
-        ``√C_ii``, at least the conditional ones ``(-∂²log f/∂x_i²)^(-1/2)``, at most
-        :data:`MAX_WIDTH`), and the log-volumes ``½ log det(2π C)`` of their peaks (the
-        conditional widths' where ``C`` is not positive definite).
-    """
-    r, d = x.shape
-    c = _Climb(x.clone(), lx.clone(), torch.full((r, d), 0.05, dtype=torch.float64),
-               torch.full((r, d), MAX_WIDTH, dtype=torch.float64),
-               torch.full((r, d, d), math.nan, dtype=torch.float64),
-               torch.full((r, d), math.nan, dtype=torch.float64),
-               torch.full((r, d), math.nan, dtype=torch.float64),
-               torch.zeros(r, dtype=torch.long))
-    calls, per_row = 0, 2 * d + len(LINE_STEPS)
-    for _ in range(steps):
-        rows = (c.still < 2).nonzero()[:, 0]  # a converged ascent stops costing calls
-        if not len(rows) or (max_calls is not None and calls + len(rows) * per_row > max_calls):
-            break
-        _climb_step(log_f, c, rows)
-        calls += len(rows) * per_row
-    cov = torch.where(torch.isnan(c.cov), (c.cond**2).diag_embed(), c.cov)
-    return c.x, c.lx, *_peak_shape(cov, c.cond)
-
-
-@dataclasses.dataclass
-class _Climb:
-    """The state of a batch of ascents (one row each): the points, their values, the
-    difference steps, the conditional widths, the covariance estimates (NaN: none yet), the
-    previous points and gradients (NaN: none), and how many steps each has stood still."""
-
-    x: Tensor
-    lx: Tensor
-    h: Tensor
-    cond: Tensor
-    cov: Tensor
-    prev_x: Tensor
-    prev_g: Tensor
-    still: Tensor
-
-
-def _climb_step(log_f: Callable[[Tensor], Tensor], c: _Climb, rows: Tensor) -> None:
-    """One step of the ascents ``rows`` of ``c`` (see :func:`ascend`), in place."""
-    x, lx, h = c.x[rows], c.lx[rows], c.h[rows]
-    r, d = x.shape
-    eye = torch.eye(d, dtype=torch.float64)
-    plus = (x[:, None, :] + h[:, :, None] * eye).clamp(0.0, 1.0)
-    minus = (x[:, None, :] - h[:, :, None] * eye).clamp(0.0, 1.0)
-    vals = _finite(log_f(torch.cat([plus, minus], 1).reshape(-1, d))).reshape(r, 2, d)
-    hp = torch.diagonal(plus, dim1=1, dim2=2) - x
-    hm = x - torch.diagonal(minus, dim1=1, dim2=2)
-    grad, curv = _derivatives(vals[:, 0], lx[:, None], vals[:, 1], hp, hm)
-    concave = (curv < 0) & torch.isfinite(curv)
-    cond = torch.where(concave, (-1.0 / curv.where(concave, -torch.ones_like(curv))).sqrt(),
-                       c.cond[rows]).clamp(1e-9, MAX_WIDTH)
-    smooth = torch.isfinite(grad).all(1) & concave.all(1)
-    cov = _bfgs(c.cov[rows], cond, smooth, x, grad, c.prev_x[rows], c.prev_g[rows])
-    # the quasi-Newton step (an axial climb where the differences are not usable)
-    climb = torch.where(vals[:, 0] > vals[:, 1], h, -h) * 2.0
-    qn = (cov @ grad.where(smooth[:, None], torch.zeros_like(grad))[..., None])[..., 0]
-    delta = torch.where(smooth[:, None], qn, climb)
-    delta = delta / (delta.abs().amax(1, keepdim=True) / 0.5).clamp_min(1.0)
-    t = torch.tensor(LINE_STEPS, dtype=torch.float64)
-    line = (x[:, None, :] + t[None, :, None] * delta[:, None, :]).clamp(0.0, 1.0)
-    ll = _finite(log_f(line.reshape(-1, d))).reshape(r, -1)
-    # the best of: where we are, the line's points, the axial points
-    pts = torch.cat([x[:, None, :], line, plus, minus], 1)
-    gain = torch.cat([lx[:, None], ll, vals.reshape(r, -1)], 1).nan_to_num(-math.inf)
-    pick = gain.argmax(1)
-    new_x, new_l = pts[torch.arange(r), pick], gain[torch.arange(r), pick]
-    moved = ((new_x - x).abs() / cond).amax(1)
-    c.still[rows] = torch.where((new_l - lx < 1e-3) & (moved < 0.1), c.still[rows] + 1, 0)
-    c.prev_x[rows], c.prev_g[rows] = x, torch.where(smooth[:, None], grad, math.nan)
-    c.h[rows] = torch.where(concave, 0.5 * cond, (2.0 * h).clamp(max=MAX_WIDTH)).clamp(min=1e-9)
-    c.x[rows], c.lx[rows], c.cond[rows], c.cov[rows] = new_x, new_l, cond, cov
-
-
-def _bfgs(cov: Tensor, cond: Tensor, smooth: Tensor, x: Tensor, grad: Tensor,
-          prev_x: Tensor, prev_g: Tensor) -> Tensor:
-    """The BFGS update of the covariance estimates ``cov`` (``r × d × d``) with the move
-    ``x - prev_x`` and the change of gradient; rows without a usable pair (the first step, a
-    step across a kink or a face) start again from the conditional widths, rows that did not
-    move keep theirs."""
-    fresh = (cond**2).diag_embed()
-    s = x - prev_x
-    y = prev_g - grad  # the gradient of -log f rises along the move on a concave peak
-    sy = (s * y).sum(1)
-    ok = (smooth & torch.isfinite(sy) & torch.isfinite(cov).all(2).all(1)
-          & (sy > 1e-12 * s.norm(dim=1) * y.norm(dim=1)))
-    rho = torch.where(ok, 1.0 / sy.where(ok, torch.ones_like(sy)), torch.zeros_like(sy))
-    s_, y_ = s.where(ok[:, None], 0.0), y.where(ok[:, None], 0.0)
-    v = torch.eye(x.shape[1], dtype=x.dtype) - rho[:, None, None] * s_[:, :, None] * y_[:, None, :]
-    base = cov.where(ok[:, None, None], fresh)
-    upd = v @ base @ v.transpose(1, 2) + rho[:, None, None] * s_[:, :, None] * s_[:, None, :]
-    keep = smooth & (s.abs().amax(1) == 0) & torch.isfinite(cov).all(2).all(1)
-    return torch.where(ok[:, None, None], upd, torch.where(keep[:, None, None], cov, fresh))
-
-
-def _peak_shape(cov: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-    """Widths per axis and log-volumes of the peaks (see :func:`ascend`)."""
-    marginal = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0.0).sqrt()
-    width = torch.maximum(marginal.nan_to_num(0.0), cond).clamp(1e-9, MAX_WIDTH)
-    chol, info = torch.linalg.cholesky_ex(cov)
-    diag_vol = torch.log(cond * math.sqrt(2 * math.pi)).sum(1)
-    full_vol = (torch.log(torch.diagonal(chol, dim1=1, dim2=2).clamp_min(1e-300)).sum(1)
-                + 0.5 * cov.shape[1] * math.log(2 * math.pi))
-    # between the conditional widths' volume and the (capped) marginal ones' (Hadamard)
-    top = torch.log(width * math.sqrt(2 * math.pi)).sum(1)
-    ok = (info == 0) & torch.isfinite(full_vol)
-    return width, torch.where(ok, torch.minimum(torch.maximum(full_vol, diag_vol), top),
-                              diag_vol)
-
-
-def _derivatives(fp: Tensor, f0: Tensor, fm: Tensor, hp: Tensor,
-                 hm: Tensor) -> tuple[Tensor, Tensor]:
-    """First and second derivatives from three points at ``-hm, 0, +hp`` (unequal steps; a
-    side of zero length, at a face of the cube, gives a one-sided slope and no curvature)."""
-    dp, dm = fp - f0, f0 - fm
-    both = (hp > 0) & (hm > 0)
-    hp_, hm_ = hp.clamp_min(1e-300), hm.clamp_min(1e-300)
-    grad = torch.where(both, (hm_ * hm_ * dp + hp_ * hp_ * dm) / (hp_ * hm_ * (hp_ + hm_)),
-                       torch.where(hp > 0, dp / hp_, dm / hm_))
-    curv = torch.where(both, 2.0 * (hm_ * dp - hp_ * dm) / (hp_ * hm_ * (hp_ + hm_)),
-                       torch.full_like(fp, math.nan))
-    return grad, curv
-
-
 def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
            width: Tensor, vol: Tensor) -> list[Mode]:
     """The distinct modes among the ends of the ascents (see the module doc)."""
@@ -489,7 +323,7 @@ def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
         if kept:  # one mode with a kept one if no point of the segment between them dips
             t = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)[:, None, None]
             seg = x[i] + t * (x[kept] - x[i])  # (3, kept, dim)
-            lm = _finite(log_f(seg.reshape(-1, x.shape[1]))).reshape(3, len(kept))
+            lm = finite(log_f(seg.reshape(-1, x.shape[1]))).reshape(3, len(kept))
             flat = (lm >= torch.minimum(lx[i], lx[kept]) - VALLEY).all(0)
             # a segment through another kept mode proves nothing (a row of equal peaks)
             if bool((flat & ~_through(seg, x[kept], width[kept])).any()):
@@ -513,9 +347,3 @@ def _through(seg: Tensor, centers: Tensor, widths: Tensor) -> Tensor:
     hit = d < MERGE_WIDTHS  # (3, segments, modes)
     hit = hit & ~torch.eye(k, dtype=torch.bool)[None]  # its own end does not count
     return hit.any(-1).any(0)
-
-
-def _finite(v: Tensor) -> Tensor:
-    """``v`` as float64 with NaN and ``+inf`` read as ``-inf`` (no value)."""
-    v = v.to(torch.float64)
-    return torch.where(torch.isnan(v) | (v == math.inf), -math.inf, v)
