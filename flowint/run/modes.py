@@ -14,9 +14,9 @@ the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_
    the points although its tempered share is tiny;
 3. *ascent* (:mod:`flowint.run.ascent`): from each root, quasi-Newton steps on ``log |f|``:
    gradient and diagonal curvature by central differences along the axes (the step ``h``
-   follows half the local width), a BFGS estimate of the peak's covariance for the direction (a correlated peak is
-   not climbed by diagonal steps), a few points along it at once (``2 dim + 4`` calls per
-   start and step), all starts in one batch;
+   follows half the local width), a BFGS estimate of the peak's covariance for the
+   direction (a correlated peak is not climbed by diagonal steps), a few points along it at
+   once (``2 dim + 4`` calls per start and step), all starts in one batch;
 4. *later rounds*: ascents from the pilot points that the modes found so far explain worst
    (where ``log |f|`` exceeds every mode's Gaussian by :data:`UNEXPLAINED` nats or more): a
    narrow peak whose basin held too few points for a root of its own; repeated (at most
