@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["ASCENT_STEPS", "LINE_STEPS", "MAX_WIDTH", "ascend", "finite", "hessian_calls",
-           "hessian_shape"]
+           "hessian_shape", "step_calls"]
 
 #: Fractions of the quasi-Newton step tried at once in each step of an ascent.
 LINE_STEPS = (2.0, 1.0, 0.5, 0.25)
@@ -53,7 +53,7 @@ def ascend(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
                torch.full((r, d), math.nan, dtype=torch.float64),
                torch.full((r, d), math.nan, dtype=torch.float64),
                torch.zeros(r, dtype=torch.long))
-    calls, per_row = 0, 2 * d + len(LINE_STEPS)
+    calls, per_row = 0, step_calls(d)
     for _ in range(steps):
         rows = (c.still < 2).nonzero()[:, 0]  # a converged ascent stops costing calls
         if not len(rows) or (max_calls is not None and calls + len(rows) * per_row > max_calls):
@@ -164,6 +164,11 @@ def _derivatives(fp: Tensor, f0: Tensor, fm: Tensor, hp: Tensor,
     curv = torch.where(both, 2.0 * (hm_ * dp - hp_ * dm) / (hp_ * hm_ * (hp_ + hm_)),
                        torch.full_like(fp, math.nan))
     return grad, curv
+
+
+def step_calls(dim: int) -> int:
+    """Calls of one step of one ascent (:func:`ascend`): the axial differences and the line."""
+    return 2 * dim + len(LINE_STEPS)
 
 
 def hessian_calls(dim: int) -> int:

@@ -51,11 +51,11 @@ from scipy.stats import qmc
 from torch import Tensor
 
 from .ascent import (
-    LINE_STEPS,
     ascend,
     finite,
     hessian_calls,
     hessian_shape,
+    step_calls,
 )
 
 __all__ = ["DISPARITY", "MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", "Mode",
@@ -63,7 +63,7 @@ __all__ = ["DISPARITY", "MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", 
            "search_calls", "unexplained"]
 
 #: Most steps of an ascent from a pilot point; the distinct modes' ascents then carry on
-#: (:func:`_polish`, at most :data:`ASCENT_STEPS` steps) with the calls left.
+#: (:func:`_polish`, at most :data:`~flowint.run.ascent.ASCENT_STEPS` steps) with the calls left.
 FIRST_STEPS = 8
 #: Share of the search's calls after the pilot kept for the polish.
 POLISH_SHARE = 0.25
@@ -97,7 +97,7 @@ class Mode:
     Attributes:
         center: its location (the end of an ascent).
         width: per axis, the peak's marginal standard deviation (at least the conditional
-            one, ``(-∂² log|f| / ∂x_i²)^(-1/2)``; at most :data:`MAX_WIDTH`).
+            one, ``(-∂² log|f| / ∂x_i²)^(-1/2)``; at most :data:`~flowint.run.ascent.MAX_WIDTH`).
         log_peak: ``log |f|`` at the centre.
         log_mass: the Laplace estimate of its mass, ``log_peak + ½ log det(2π C)`` with ``C``
             the ascent's estimate of ``(-∇² log|f|)⁻¹`` (see :func:`ascend`).
@@ -177,7 +177,7 @@ def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
     for _ in range(EXTRA_ROUNDS):
         starts = unexplained(u, lf, modes)
         left = None if climb is None else climb - counted.calls
-        if not len(starts) or (left is not None and left < 4 * (2 * dim + len(LINE_STEPS))):
+        if not len(starts) or (left is not None and left < 4 * step_calls(dim)):
             break
         x2, lx2, w2, v2 = _ascents(counted, u, lf, starts, left)
         x, lx = torch.cat([x, x2]), torch.cat([lx, lx2])
@@ -196,7 +196,7 @@ def _polish(log_f: _Counted, modes: list[Mode], room: int | None) -> list[Mode]:
     if not modes:
         return modes
     dim = len(modes[0].center)
-    per_step = len(modes) * (2 * dim + len(LINE_STEPS))
+    per_step = len(modes) * step_calls(dim)
     shape = hessian_calls(dim) * len(modes)
     room = None if room is None else room - 3 * len(modes) ** 2  # the merge's segments
     if room is None or room - shape >= 2 * per_step:  # an ascent needs two steps at least
@@ -274,7 +274,7 @@ class _Counted:
 def _ascents(log_f: _Counted, u: Tensor, lf: Tensor, starts: Tensor,
              room: int | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Ascents from the pilot points ``starts``, as many as ``room`` calls allow 4 steps."""
-    per_step = 2 * u.shape[1] + len(LINE_STEPS)
+    per_step = step_calls(u.shape[1])
     if room is not None:
         starts = starts[:max(1, room // (4 * per_step))]
     return ascend(log_f, u[starts], lf[starts], steps=FIRST_STEPS, max_calls=room)

@@ -154,7 +154,7 @@ class Settings:
             raise ValueError("signed='split' needs log=False: an integrand given as a logarithm "
                              "cannot change sign")
         if isinstance(self.channels, str) and self.channels == "default":
-            object.__setattr__(self, "channels", "auto" if self.log else None)
+            object.__setattr__(self, "channels", _default_channels(self.log))
         _check_channels(self.channels)
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
@@ -174,7 +174,7 @@ class Settings:
         of ``channels`` takes the new default of ``channels`` if the old one was the default
         (``"auto"`` with ``log=True``, else ``None``)."""
         if "log" in changes and "channels" not in changes and \
-                self.channels == ("auto" if self.log else None):
+                self.channels == _default_channels(self.log):
             changes = {**changes, "channels": "default"}
         return Settings.from_kwargs(**{**self.as_dict(), **changes})
 
@@ -200,6 +200,11 @@ class Settings:
         out["device"] = None
         out["checkpoint"] = None if out["checkpoint"] is None else str(out["checkpoint"])
         return out
+
+
+def _default_channels(log: bool) -> str | None:
+    """What ``channels="default"`` stands for: a search with ``log=True``, else one flow."""
+    return "auto" if log else None
 
 
 def _check_channels(spec: Any) -> None:
