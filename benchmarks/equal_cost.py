@@ -27,12 +27,14 @@ Usage::
     python benchmarks/equal_cost.py --quick             # 7 integrands at 1e5, no break-even
     python benchmarks/equal_cost.py --cases camel:dim=2 --budgets 2e4 --no-breakeven
     python benchmarks/equal_cost.py --methods flowint vegas rqmc --seed 3
+    python benchmarks/equal_cost.py --cases annulus --seeds 1 2 3 4 5 --no-breakeven
     python benchmarks/equal_cost.py --breakeven-only    # only the break-even table
 
 Writes ``results/equal_cost.md`` (``equal_cost_quick.md`` with ``--quick``), flushed after every
 (integrand, budget) and every break-even case; rerunning with the same ``--out`` skips what is
 already there, except rows where a method failed with an error, which are run again (rows of
-earlier runs with other cases or budgets are kept; ``--fresh`` starts over).
+earlier runs with other cases, budgets or seeds are kept; ``--fresh`` starts over;
+``--merge FILE`` adds the rows of another run's file, e.g. seeds run in parallel).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import common  # noqa: E402
 import equal_budget  # noqa: E402
 
 __all__ = ["BUDGETS", "CASES", "METHODS", "QUICK_CASES", "breakeven", "goal", "main",
-           "run_breakeven", "run_case", "tables"]
+           "over_seeds", "run_breakeven", "run_case", "seed_groups", "tables"]
 
 CASES = list(equal_budget.CASES)
 QUICK_CASES = list(equal_budget.QUICK_CASES)
@@ -171,6 +173,79 @@ def goal(row: dict[str, Any]) -> dict[str, Any]:
     if not _right(fl):
         out["misses"].append(f"flowint pull {common.fmt(F(fl['pull']), 2)}")
     return out
+
+
+def seed_groups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The equal-cost rows by ``(spec, budget)``, each group's rows in seed order."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in sorted((r for r in rows if r.get("kind", "cost") == "cost"),
+                      key=lambda r: r["seed"]):
+        groups.setdefault((row["spec"], row["budget"]), []).append(row)
+    return groups
+
+
+def over_seeds(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per method over the seeds of one ``(spec, budget)``: the root-mean-square error, the
+    largest |pull| and the mean seconds; and the goal judged on them (flowint's RMS error
+    over the best RMS error of the other methods right on every seed, flowint right on
+    every seed)."""
+    per: dict[str, dict[str, Any]] = {}
+    for m in _methods_of(group):
+        recs = [_by_method(row).get(m) for row in group]
+        ok = [r for r in recs if _ok(r)]
+        errs = [_err(r) for r in ok]
+        pulls = [abs(F(r["pull"])) for r in ok]
+        per[m] = {"seeds": len(ok), "failed": len(recs) - len(ok),
+                  "rms": math.sqrt(sum(e * e for e in errs) / len(errs)) if errs else math.nan,
+                  "max_pull": max(pulls) if pulls else math.nan,
+                  "seconds": sum(F(r["wall_time"]) for r in ok) / len(ok) if ok else math.nan,
+                  "right": bool(ok) and len(ok) == len(recs) and all(_right(r) for r in ok)}
+    spec, budget = group[0]["spec"], group[0]["budget"]
+    strict = spec in STRICT_CASES and budget >= STRICT_BUDGET
+    limit = STRICT_RATIO if strict else GOAL_RATIO
+    others = {m: v for m, v in per.items() if m != "flowint" and v["right"]}
+    best = min(others, key=lambda m: others[m]["rms"]) if others else None
+    out = {"methods": per, "best": best or "none", "ratio": math.nan, "limit": limit,
+           "misses": []}
+    fl = per.get("flowint")
+    if fl is None or fl["seeds"] == 0:
+        out["misses"].append("no flowint run")
+        return out
+    if best is not None:
+        e_best = others[best]["rms"]
+        out["ratio"] = fl["rms"] / e_best if e_best > 0 else (
+            1.0 if fl["rms"] == 0 else math.inf)
+        if not out["ratio"] <= limit:
+            out["misses"].append(f"rms ratio {common.fmt(out['ratio'])} > {limit:g}")
+    if not fl["right"]:
+        out["misses"].append(f"flowint max |pull| {common.fmt(fl['max_pull'], 2)}"
+                             + (f", {fl['failed']} failed" if fl["failed"] else ""))
+    return out
+
+
+def seeds_table(groups: Sequence[Sequence[dict[str, Any]]]) -> str:
+    methods = _methods_of([row for g in groups for row in g])
+    cols = ["integrand", "seeds"]
+    for m in methods:
+        cols += [f"{m} rms err", f"{m} max abs pull"]
+    cols += [f"{m} mean s" for m in methods]
+    cols += ["best other right", "flowint rms / best", "goal"]
+    body = []
+    for group in groups:
+        q = over_seeds(group)
+        cells = [group[0]["spec"], ", ".join(str(r["seed"]) for r in group)]
+        for m in methods:
+            v = q["methods"].get(m)
+            cells += ([common.fmt(v["rms"], 2), common.fmt(v["max_pull"], 2)] if v
+                      else ["—", "—"])
+        for m in methods:
+            v = q["methods"].get(m)
+            cells.append(common.fmt(v["seconds"], 2) if v else "—")
+        cells += [q["best"], common.fmt(q["ratio"]),
+                  ("MISS: " + "; ".join(q["misses"])) if q["misses"] else
+                  f"ok (≤ {q['limit']:g})"]
+        body.append(cells)
+    return common.markdown_table(cols, body)
 
 
 def equal_time(row: dict[str, Any]) -> dict[str, Any]:
@@ -339,7 +414,7 @@ def breakeven_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 NOTES = """
-**Figure of merit.** The goal uses the *absolute error* err = |mean − exact| of this run (one
+**Figure of merit.** The goal uses the *absolute error* err = |mean − exact| of one run (one
 seed): flowint's err ≤ {ratio:g}× the best other *right* method's (right: status ok, sdev > 0
 and |pull| < {pull:g}; the best is the one with the smallest err) on every row, ≤
 {strict:g}× on {strict_cases} at budgets ≥ {strict_budget:,}, and flowint's own pull within
@@ -348,6 +423,12 @@ One seed's err is noisy (it is |N(0, sdev)|-like), so the ratio of the *reported
 flowint sdev / best-other-right sdev, is given beside it; the goal column uses the err ratio.
 Rows that miss the goal say MISS and why. Where no other method is right, only flowint's pull
 is checked.
+Where an integrand was run with several seeds (``--seeds``), the *Over seeds* table judges the
+goal on the root-mean-square error over the seeds instead: flowint's RMS error over the
+smallest RMS error of the other methods that are right on every seed, and flowint right on
+every seed. Where flowint spends the budget as plain RQMC does (the *sampler identity* note),
+one seed's ratio is that of two draws of nearly the same estimator, above 1.2 about half
+the time; the RMS over seeds is what can show a difference.
 
 Columns: *err* |mean − exact|; *pull* (mean − exact)/sdev; *s* wall seconds of the whole run
 (training included); *calls* every integrand call made, counted by a wrapper (vegas makes a
@@ -385,11 +466,18 @@ def tables(rows: Sequence[dict[str, Any]]) -> str:
     cost = [r for r in rows if r.get("kind", "cost") == "cost"]
     be = [r for r in rows if r.get("kind") == "breakeven"]
     text = ""
+    groups = seed_groups(cost)
     for budget in sorted({r["budget"] for r in cost}):
-        part = [r for r in cost if r["budget"] == budget]
-        text += f"\n## Budget {budget:,} calls\n\n" + main_table(part)
-        text += "\n### Every run\n\n" + detail_table(part)
-        text += "\n### Equal wall time\n\n" + time_table(part)
+        part = [g[0] for (_, b), g in groups.items() if b == budget]
+        several = [g for (_, b), g in groups.items() if b == budget and len(g) > 1]
+        seeds = sorted({r["seed"] for r in part})
+        text += f"\n## Budget {budget:,} calls\n\n"
+        text += (f"Seed {', '.join(map(str, seeds))} (each integrand's first seed).\n\n"
+                 + main_table(part))
+        if several:
+            text += "\n### Over seeds\n\n" + seeds_table(several)
+        text += "\n### Every run (first seed)\n\n" + detail_table(part)
+        text += "\n### Equal wall time (first seed)\n\n" + time_table(part)
     if cost:
         text += NOTES.format(ratio=GOAL_RATIO, pull=PULL_LIMIT, strict=STRICT_RATIO,
                              strict_cases=", ".join(STRICT_CASES),
@@ -441,7 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", nargs="+", type=_count, default=None,
                    help="total calls per method (default 1e5 1.1e6; --quick 1e5)")
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None, help="one seed (as --seeds SEED)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="seeds of the equal-cost rows (default 1); with several, the 'Over "
+                        "seeds' tables judge the goal on the RMS error over them")
+    p.add_argument("--merge", nargs="+", type=Path, default=[],
+                   help="results files of other runs whose rows join this one's (rows of "
+                        "the same integrand, budget, seed and methods: this run's win)")
     p.add_argument("--breakeven", action=argparse.BooleanOptionalAction, default=None,
                    help="run the break-even table (default: on, off with --quick)")
     p.add_argument("--breakeven-only", action="store_true",
@@ -460,6 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
+    if args.seed is not None and args.seeds is not None:
+        raise SystemExit("give --seed or --seeds, not both")
+    seeds = args.seeds or [args.seed if args.seed is not None else 1]
+    args.seed = seeds[0]  # the break-even rows' seed
     cases = [] if args.breakeven_only else (args.cases or (QUICK_CASES if args.quick
                                                            else CASES))
     budgets = args.budgets or (QUICK_BUDGETS if args.quick else BUDGETS)
@@ -471,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     settings = {
         "cases (this run)": ", ".join(cases) or "—",
         "budgets (total calls per method)": ", ".join(f"{b:,}" for b in budgets),
-        "methods": ", ".join(args.methods), "seed": args.seed,
+        "methods": ", ".join(args.methods), "seeds": ", ".join(map(str, seeds)),
         "flowint": "integrate(f, d, budget=B, seed=seed), defaults",
         "vegas": "5 × B/10 to adapt (discarded), then 5 × B/10 averaged",
         "rqmc": "16 scrambled Sobol sets of 2^m points, 16·2^m ≤ B",
@@ -484,8 +582,15 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     command = "python benchmarks/equal_cost.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     old = [] if args.fresh else common.load_rows(out)
+    keys = {_key(r) for r in old}
+    for path in args.merge:
+        for r in common.load_rows(path):
+            if _key(r) not in keys:
+                old.append(r)
+                keys.add(_key(r))
     done = {_key(r): r for r in old if not _failed(r)}  # failed rows are run again
-    plan: list[tuple] = [("cost", spec, b) for b in budgets for spec in cases]
+    plan: list[tuple] = [("cost", spec, b, seed) for b in budgets for spec in cases
+                         for seed in seeds]
     plan += [("breakeven", spec) for spec in be_cases]
     rows: list[dict[str, Any]] = []
     used: set[tuple] = set()
@@ -495,9 +600,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
     for i, item in enumerate(plan, 1):
         if item[0] == "cost":
-            _, spec, b = item
-            key = ("cost", spec, b, args.seed, tuple(args.methods))
-            label = f"{spec} at {b:,} calls"
+            _, spec, b, seed = item
+            key = ("cost", spec, b, seed, tuple(args.methods))
+            label = f"{spec} at {b:,} calls, seed {seed}"
         else:
             spec = item[1]
             key = ("breakeven", spec, args.seed, args.breakeven_rtol,
@@ -512,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         print(f"[{i}/{len(plan)}] {label} ...", flush=True)
         if item[0] == "cost":
-            row = run_case(spec, b, args.seed, args.methods)
+            row = run_case(spec, b, seed, args.methods)
             q = goal(row)
             summary = (f"flowint err / best right ({q['best']}) {common.fmt(q['err_ratio'])}, "
                        f"sdev ratio {common.fmt(q['sdev_ratio'])}"
@@ -530,8 +635,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     final = current()
     write(out, final, settings, command)
     print(tables(final))
-    misses = [f"{r['spec']} @ {r['budget']:,}" for r in final
-              if r.get("kind", "cost") == "cost" and goal(r)["misses"]]
+    misses = [f"{spec} @ {b:,}" for (spec, b), g in seed_groups(final).items()
+              if (over_seeds(g) if len(g) > 1 else goal(g[0]))["misses"]]
     misses += [f"{r['spec']} break-even" for r in final
                if r.get("kind") == "breakeven" and breakeven(r)["goal"].startswith("MISS")]
     print(f"rows missing the goal: {', '.join(misses) if misses else 'none'}")

@@ -204,7 +204,7 @@ def test_policy_coverage_quick(tmp_path):
         pull = float(r["pull"])
         assert pull == pytest.approx((float(r["mean"]) - float(r["exact"])) / float(r["sdev"]))
         assert int(r["n_evals"]) > 0 and float(r["seconds"]) > 0
-        assert int(r["randomizations"]) >= policy_coverage.MIN_RANDOMIZATIONS
+        assert int(r["randomizations"]) >= policy_coverage.FEWEST_RANDOMIZATIONS
     assert (tmp_path / "pc_pulls.png").read_bytes()[:4] == b"\x89PNG"
     # resumable: a second run finds every run in the CSV and makes none
     again = policy_coverage.main(args)
@@ -266,6 +266,44 @@ def test_equal_cost_tiny(tmp_path):
     assert math.isfinite(_number(dict(zip(thead, tbody[0], strict=True))["flowint sdev / best"]))
     # resumable: a second run reuses the row
     assert equal_cost.main(args[:-1]) == common.load_rows(out)
+
+
+def _cost_row(spec, seed, errs_pulls, budget=100_000):
+    """A synthetic equal-cost row: ``{method: (err, pull)}`` with exact 1."""
+    recs = [{"method": m, "status": "ok", "mean": 1.0 + e, "exact": 1.0,
+             "sdev": abs(e / p) if p else 1.0, "pull": p, "wall_time": 1.0, "n_evals": budget,
+             "f_time": 0.1, "note": ""} for m, (e, p) in errs_pulls.items()]
+    return {"kind": "cost", "spec": spec, "budget": budget, "seed": seed,
+            "methods": list(errs_pulls), "exact": 1.0, "records": recs}
+
+
+def test_equal_cost_over_seeds_judges_the_rms_error():
+    """One seed's ratio misses (flowint 2e-5 against rqmc 1e-5), the RMS over three seeds is
+    within 1.2×; a method wrong on one seed (vegas, pull 4) is not a bar; a flowint pull of 3
+    on any seed is a miss."""
+    import equal_cost
+
+    rows = [_cost_row("camel:dim=2", 1, {"flowint": (2e-5, 1.0), "rqmc": (1e-5, 1.0),
+                                         "vegas": (1e-7, 4.0)}),
+            _cost_row("camel:dim=2", 2, {"flowint": (1e-5, 1.0), "rqmc": (2e-5, -1.0),
+                                         "vegas": (1e-7, 0.1)}),
+            _cost_row("camel:dim=2", 3, {"flowint": (1e-5, -1.0), "rqmc": (1.5e-5, 1.0),
+                                         "vegas": (1e-7, 0.1)})]
+    assert equal_cost.goal(rows[0])["misses"]  # one seed: 2× the best right
+    groups = equal_cost.seed_groups(list(reversed(rows)))
+    assert list(groups) == [("camel:dim=2", 100_000)]
+    assert [r["seed"] for r in groups[("camel:dim=2", 100_000)]] == [1, 2, 3]
+    q = equal_cost.over_seeds(groups[("camel:dim=2", 100_000)])
+    assert q["best"] == "rqmc" and not q["methods"]["vegas"]["right"]
+    assert q["ratio"] == pytest.approx(math.sqrt(6 / 7.25))
+    assert q["misses"] == []
+    rows[2]["records"][0]["pull"] = 3.0
+    assert equal_cost.over_seeds(rows)["misses"] == ["flowint max |pull| 3"]
+    text = equal_cost.tables(rows)
+    assert "### Over seeds" in text and "| camel:dim=2 | 1, 2, 3 |" in text
+    # the main table shows the first seed only (seeds 2 and 3 have flowint err 1e-5)
+    assert text.count("| camel:dim=2 | 2.0e-05 |") == 1
+    assert "| camel:dim=2 | 1.0e-05 |" not in text
 
 
 def test_equal_cost_breakeven_formula():

@@ -12,7 +12,7 @@ import flowint
 import integrands
 from flowint.result import IterationRecord
 from flowint.run.estimator import combine_pieces
-from flowint.run.model import Model, model
+from flowint.run.model import Model, final_sizes, model
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
 from flowint.run.state import Measurement, Piece
@@ -103,6 +103,27 @@ def test_model_recovers_the_convergence_rate():
     flat = model([list(Measurement(64, 8, 1.0, 1e-3, 0.5)),
                   list(Measurement(256, 8, 1.0, 2e-3, 0.5))])
     assert flat.a == 1.0
+
+
+def test_final_sets_double_where_the_measured_rate_pays():
+    """Just below 16·2^16 calls, 16 sets of 2^15 lose a factor 2^(a-1) in variance against 14
+    sets of 2^16: with a measured a = 2 the larger sets are taken (and the model predicts
+    the cliff), with a = 1 (no quasi-random gain) the 16-set rule stays."""
+    calls = 944_000
+    assert final_sizes(calls, 2.0) == (65536, 14)
+    assert final_sizes(calls, 1.0) == (32768, 28)
+    assert final_sizes(16 * 65536, 2.0) == (65536, 16)  # 16 of the larger size fit
+    assert final_sizes(11 * 65536 + 5, 2.5) == (32768, 22)  # fewer than 12: never
+    smooth = Model(1024, 1e-6, 2.0, 1.0, 1.0)
+    assert smooth.var(calls) == pytest.approx(1e-6 * 64.0**-2 / 14)
+    assert smooth.var(calls) < 0.6 * smooth.var(28 * 32768, k=28)  # the 16-set rule's plan
+    # the policy's final estimate follows the candidate's measured rate
+    policy = Policy(2, Settings())
+    ms = [list(Measurement(n, 8, 1.0, n**-2.0, 1.0)) for n in (1024, 4096)]
+    call = {"measures": {"identity": ms}, "history_start": 0}
+    action = policy.final_action(call, "identity", calls, None, [])
+    assert (action.n, action.k) == (65536, 14)
+    assert policy.final_action(call, "identity", calls, 1e-3, []).k >= 16  # a goal: 16 at least
 
 
 def _records(rhos: list[float], n: int = 1000) -> list[IterationRecord]:

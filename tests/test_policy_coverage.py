@@ -47,7 +47,7 @@ def test_fast_coverage_matches_the_student_t_reference(fast_runs):
     assert len(fast_runs) >= 200
     errors = [r["method"] for r in fast_runs if r["method"].startswith("error")]
     assert not errors, errors[:3]
-    assert all(r["randomizations"] >= pc.MIN_RANDOMIZATIONS for r in fast_runs)
+    assert all(r["randomizations"] >= pc.FEWEST_RANDOMIZATIONS for r in fast_runs)
     misses = pc.coverage_misses(fast_runs, n_sd=3.0)
     assert not misses, (misses, pc.summarize(fast_runs, FAST_CASE))
 

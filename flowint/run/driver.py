@@ -21,7 +21,7 @@ from ..integrand import Integrand
 from ..result import IterationRecord, Result
 from ..stats import scaled_mean_std
 from .channels import SplitRun, track_signs
-from .estimator import MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
+from .estimator import FEWEST_RANDOMIZATIONS, MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
 from .mode_channels import ModeRun
 from .model import square
 from .modes import modes_from_pilot, pilot_points, search_calls
@@ -320,7 +320,7 @@ class CallDriver:
         """The final estimate of ``action`` (staged stopping with a goal), combined with the
         call's training iterations when ``reuse`` is on."""
         state, integ = self.state, self.integ
-        qmc = bool(integ.settings.qmc) and action.k >= MIN_RANDOMIZATIONS
+        qmc = bool(integ.settings.qmc) and action.k >= FEWEST_RANDOMIZATIONS
         key = {"candidate": action.candidate, "n": action.n, "k": action.k}
         loop = state.begin("final", key, first=len(state.history), weights=[],
                            next_check=MIN_RANDOMIZATIONS if qmc else 2)

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from ..result import IterationRecord
 from .allocation import ChannelDecisions
 from .estimator import MIN_RANDOMIZATIONS
-from .model import Model, goal_var, model, pow2_floor, square
+from .model import Model, final_sizes, goal_var, model, pow2_floor, square
 from .state import Measurement, RunState
 
 __all__ = ["Action", "Policy"]
@@ -347,15 +347,21 @@ class Policy(ChannelDecisions):
 
     def final_action(self, call: dict[str, Any], choice: str, left: float,
                      goal: float | None, history: Any) -> Action:
-        """The final estimate with ``choice``: randomizations of a power-of-two size, at
-        least :data:`MIN_RANDOMIZATIONS` of them, sized to the calls left or to the calls the
-        goal is predicted to need (``history``: the history or the run state)."""
+        """The final estimate with ``choice``: randomizations of a power-of-two size. With a
+        fixed budget, :func:`~flowint.run.model.final_sizes` of the calls left (12–15 larger
+        sets where ``choice``'s measured convergence makes them pay, else at least
+        :data:`MIN_RANDOMIZATIONS`); with a goal, at least :data:`MIN_RANDOMIZATIONS` sized
+        to the calls the goal is predicted to need (``history``: the history or the run
+        state)."""
         if isinstance(history, RunState):
             history = history.history
         planned = self.planned_var(call, choice, left, history)
         if not self.settings.qmc:  # i.i.d. batches; the error from the pooled variance
             n = max(1, min(self.batch_size(int(left)), int(left)))
             return Action("final", choice, n, max(int(left // n), 1), planned)
+        if goal is None and left >= 2 * MIN_RANDOMIZATIONS:
+            size, k = final_sizes(left, self._final_rate(call, choice))
+            return Action("final", choice, size, k, planned)
         calls = left
         if goal is not None:
             need = self.calls_needed(call, choice, goal, history)
@@ -369,6 +375,13 @@ class Policy(ChannelDecisions):
             size = min(size, pow2_floor(max(left / MIN_RANDOMIZATIONS, 2)))
         size = min(size, pow2_floor(left))  # never more calls than are left
         return Action("final", choice, size, max(int(left // size), 1), planned)
+
+    @staticmethod
+    def _final_rate(call: dict[str, Any], choice: str) -> float:
+        """The measured convergence exponent ``a`` of ``choice``'s quasi-random error (1, no
+        gain, when it was not measured at two sizes)."""
+        ms = call.get("measures", {}).get(choice, [])
+        return model(ms).a if len(ms) >= 2 else 1.0
 
     def calls_needed(self, call: dict[str, Any], choice: str, goal: float,
                      history: list[IterationRecord]) -> float | None:
