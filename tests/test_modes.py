@@ -14,7 +14,7 @@ import flowint
 from flowint.channel_maps import IdentityMap, LogisticMap, map_from_plain
 from flowint.run.channels import ChannelMixture
 from flowint.run.mode_channels import channel_log_weights
-from flowint.run.modes import find_modes, search_calls, unexplained
+from flowint.run.modes import find_modes, grow_modes, search_calls, unexplained
 from integrands.peaks import ThreePeaks
 
 FAST = dict(flow_options={"hidden": 8}, steps_per_batch=2, minibatch=256, batch_size=500,
@@ -159,6 +159,84 @@ def test_unexplained_points_are_those_far_above_the_modes_found():
     only = [m for m in modes if abs(m.center[0] - 0.75) < 0.01]
     worst = unexplained(u, lf, only).tolist()
     assert worst[0] == 0 and 1 not in worst
+
+
+def test_growth_finds_the_peak_the_known_modes_miss_and_nothing_else():
+    """Given two of the three peaks, :func:`grow_modes` finds the third from points of the
+    cube (where the known modes' Gaussians explain ``log f`` worst); given all three, none."""
+    f = PEAKS2
+    modes = find_modes(lambda v: torch.log(f(v)), 2, 256, torch.Generator().manual_seed(0))
+    assert len(modes) == 3
+    u = torch.as_tensor(np.random.default_rng(1).random((400, 2)))
+    lf = torch.log(f(u))
+    calls = []
+
+    def log_f(v):
+        calls.append(v.shape[0])
+        return torch.log(f(v))
+
+    for missing in range(3):
+        known = [m for i, m in enumerate(modes) if i != missing]
+        new = grow_modes(log_f, u, lf, known, room=2000)
+        assert len(new) == 1, missing
+        assert np.allclose(new[0].center, modes[missing].center, atol=0.01)
+        assert new[0].log_mass == pytest.approx(modes[missing].log_mass, abs=0.1)
+    assert sum(calls) <= 3 * 2000
+    assert grow_modes(log_f, u, lf, modes, room=2000) == []
+    assert grow_modes(log_f, u, lf, modes[1:], room=10) == []  # no room for an ascent
+
+
+def test_a_peak_the_search_missed_gets_a_channel_after_the_pilots(monkeypatch):
+    """The search is made to miss the heaviest, narrowest peak (half of the integral): the
+    rest channel's pilot draws there, the growth gives it a channel of its own, and the
+    estimate is right; the same run with the growth off leaves it to the rest channel."""
+    import flowint.run.driver as driver
+    import flowint.run.mode_channels as mc
+
+    found = driver.modes_from_pilot
+
+    def miss_first(*args, **kwargs):
+        return [m for m in found(*args, **kwargs) if abs(m.center[0] - 0.25) > 0.05
+                or abs(m.center[1] - 0.25) > 0.05]
+
+    monkeypatch.setattr(driver, "modes_from_pilot", miss_first)
+    pulls, seeds = [], range(4)
+    for seed in seeds:
+        r = quiet(PEAKS2, 2, 12_000, seed=seed, channels="modes")
+        assert list(r.channels) == ["rest", "m0", "m1", "m2"]
+        pulls.append(r.pull(PEAKS2.exact))
+    assert np.abs(pulls).max() < 5
+    monkeypatch.setattr(mc, "GROW_SHARE", 0.0)
+    r = quiet(PEAKS2, 2, 12_000, seed=0, channels="modes")
+    assert list(r.channels) == ["rest", "m0", "m1"]
+
+
+def test_interrupted_run_that_grows_resumes_to_the_uninterrupted_result(tmp_path,
+                                                                         monkeypatch):
+    import flowint.run.driver as driver
+
+    found = driver.modes_from_pilot
+    monkeypatch.setattr(driver, "modes_from_pilot",
+                        lambda *a, **k: [m for m in found(*a, **k) if m.center[0] > 0.4])
+    run = dict(budget=8000, seed=4, channels="modes", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        total = CtrlC(None, PEAKS2)
+        reference = flowint.integrate(total, 2, **run)
+        assert len(reference.channels) == 4  # one found by the search, two grown
+        path = tmp_path / "grown.ckpt"
+        result, interruptions = None, 0
+        while result is None:  # Ctrl-C every fifth of the calls
+            try:
+                result = flowint.integrate(CtrlC(max(total.calls // 5, 2), PEAKS2), 2,
+                                           checkpoint=path, **run)
+            except KeyboardInterrupt:
+                interruptions += 1
+    assert interruptions >= 4
+    assert (result.mean, result.sdev, result.n_evals) == \
+        (reference.mean, reference.sdev, reference.n_evals)
+    assert {c: r.mean for c, r in result.channels.items()} == \
+        {c: r.mean for c, r in reference.channels.items()}
 
 
 # ------------------------------------------------------------------ channels="modes"

@@ -140,6 +140,11 @@ class ChannelRun:
         """The error target of channel ``c``'s own call, as its keyword arguments."""
         return {"atol": goal}
 
+    def grow(self, rec: dict[str, Any]) -> bool:
+        """Add channels after the pilots (what their points show); whether any were added.
+        None here; see :meth:`~flowint.run.mode_channels.ModeRun.grow`."""
+        return False
+
     def run(self, budget: int, rtol: float | None, atol: float | None, n_train: int | None,
             time_limit: float | None) -> Result:
         """Pilot, allocation and the channels' calls; the combined result."""
@@ -160,6 +165,8 @@ class ChannelRun:
                        seconds0={c: dict(ch.state.seconds) for c, ch in integ.channels.items()},
                        evals0={c: ch.state.n_evals for c, ch in integ.channels.items()})
         self._pilot(rec)
+        if "alloc" not in rec and self.grow(rec):
+            self._pilot(rec)  # the new channels' pilots
         if "alloc" not in rec:
             rest = budget - (state.n_evals - self.call["start_evals"])
             rec["alloc"] = integ.policy.channel_budgets(rest, rec["sigma"], self.floors)

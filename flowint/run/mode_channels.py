@@ -14,7 +14,9 @@ channels of a sign split, :mod:`flowint.run.channels`): pilot training, calls al
 ``∝ σ_c`` by the Policy, then each channel's own call. The channels draw independent points,
 so ``I = Σ_c I_c`` and ``var = Σ_c var_c``; with ``log=True`` the sum is taken in log space.
 A peak the search missed lies in some channel's part (the rest channel's, far from every
-mode), so the estimate stays unbiased; only its variance shows the miss.
+mode), so the estimate stays unbiased; its variance shows the miss, and the rest channel's
+pilot draws there: after the pilots, ascents from the pilot's points that the modes found
+explain worst may add channels (:meth:`ModeRun.grow`).
 
 ``α``: the rest channel :data:`REST_SHARE`, each mode its share of the rest ``∝`` its Laplace
 mass; given maps, equal. Everything the run decides is kept in the call record (plain data).
@@ -31,10 +33,10 @@ from torch import Tensor
 from ..channel_maps import ChannelMap, IdentityMap, LogisticMap, map_from_plain
 from ..result import Result
 from .channel_result import combine_channels
-from .channels import ChannelRun
-from .modes import Mode
+from .channels import ChannelRun, build_channels
+from .modes import MAX_MODES, Mode, grow_modes
 
-__all__ = ["ModePart", "ModeRun", "REST_SHARE", "channel_log_weights"]
+__all__ = ["GROW_SHARE", "ModePart", "ModeRun", "REST_SHARE", "channel_log_weights"]
 
 #: The rest channel's ``α`` in a mode search's channels.
 REST_SHARE = 0.01
@@ -46,6 +48,9 @@ WIDEN = 2.0
 #: least reliable (what it holds, peaks the search missed and the far tails of those it found,
 #: its pilot may not have seen), and a starved rest channel is confidently wrong.
 REST_FLOOR = 0.2
+#: Most calls the growth after the pilots takes (:meth:`ModeRun.grow`), a share of the calls
+#: the split started with.
+GROW_SHARE = 0.02
 
 
 def channel_log_weights(maps: list[ChannelMap], log_alpha: Tensor, x: Tensor) -> Tensor:
@@ -88,15 +93,66 @@ class ModeRun(ChannelRun):
         rec = self.call["split"]
         if "maps" not in rec:
             self._channels(rec)
+        self._setup(rec)
+        return super().run(budget, rtol, atol, n_train, time_limit)
+
+    def _setup(self, rec: dict[str, Any]) -> None:
+        """The channels' maps, names, floors and integrands from the call record."""
         self.maps = [map_from_plain(m) if isinstance(m, dict) else m for m in
                      self._given() or rec["maps"]]
         self.names = tuple(rec["names"])
         self.floors = {"rest": REST_FLOOR} if self._given() is None and len(self.names) > 1 \
             else None
-        log_alpha = torch.tensor(rec["log_alpha"], dtype=torch.float64)
-        self.parts = {c: ModePart(self.driver, self.maps, log_alpha, i)
+        self.log_alpha = torch.tensor(rec["log_alpha"], dtype=torch.float64)
+        self.parts = {c: ModePart(self.driver, self.maps, self.log_alpha, i)
                       for i, c in enumerate(self.names)}
-        return super().run(budget, rtol, atol, n_train, time_limit)
+
+    def grow(self, rec: dict[str, Any]) -> bool:
+        """Channels for the peaks that the rest channel's pilot shows and the search missed
+        (:func:`~flowint.run.modes.grow_modes`, at most :data:`GROW_SHARE` of the split's
+        calls), each with a pilot of its own (by the caller). Every ``α`` is set again from
+        the masses, so the partition changes a little for every channel; the rest
+        channel's ``σ`` and mean are taken again from its pilot's points, reweighted to its
+        new part (the peak it held is no longer its own). Once per call, and only for a
+        search's channels."""
+        if rec.get("grown") is not None or self._given() is not None or \
+                "rest" not in self.names:
+            return False
+        rec["grown"] = []
+        buf = self.integ.channels["rest"].state.buffer
+        modes = [Mode.from_plain(m) for m in self.call.get("modes", [])]
+        if not buf or len(modes) >= MAX_MODES:
+            return False
+        u = torch.cat([b[0] for b in buf]).to(torch.float64)
+        log_t = torch.cat([b[1] for b in buf]).to(torch.float64)
+        log_w = channel_log_weights(self.maps, self.log_alpha, u)[0]
+        new = grow_modes(self.driver.log_abs, u, log_t - log_w, modes,
+                         int(GROW_SHARE * float(rec["rest"])))[: MAX_MODES - len(modes)]
+        if not new:
+            return False
+        self.call["modes"] = [m.to_plain() for m in modes + new]
+        ref = rec["ref"]  # the pilots' σ and means are in its units
+        self._channels(rec)
+        rec["ref"] = ref
+        self._setup(rec)
+        added = [c for c in self.names if c not in self.integ.channels]
+        seeds = torch.randint(0, 2**62, (len(added),), generator=self.integ.generator)
+        self.integ.channels.update(build_channels(self.integ, dict(zip(added, seeds.tolist(),
+                                                                       strict=True))))
+        for c in added:
+            rec["seconds0"][c] = dict(self.integ.channels[c].state.seconds)
+            rec["evals0"][c] = self.integ.channels[c].state.n_evals
+        log_q = torch.cat([b[2] for b in buf]).to(torch.float64)
+        before = log_t - log_q
+        after = before - log_w + channel_log_weights(self.maps, self.log_alpha, u)[0]
+        top = float(torch.cat([before, after]).nan_to_num(-math.inf).max())
+        if math.isfinite(top):
+            w0, w1 = torch.exp(before - top).nan_to_num(0.0), torch.exp(after - top).nan_to_num(0.0)
+            if float(w0.std()) > 0 and float(w0.mean()) > 0:
+                rec["sigma"]["rest"] *= float(w1.std() / w0.std())
+                rec["mean"]["rest"] *= float(w1.mean() / w0.mean())
+        rec["grown"] = added
+        return True
 
     def _given(self) -> list[ChannelMap] | None:
         spec = self.integ.settings.channels

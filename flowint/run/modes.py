@@ -35,6 +35,9 @@ the peaks first, so that each gets a channel of its own (:mod:`flowint.run.mode_
    starts can all afford), the ends are merged again, and each mode gets its shape from the
    Hessian at its top.
 
+A multi-channel run may add modes later (:func:`grow_modes`): ascents from its rest
+channel's pilot points that the modes found explain worst.
+
 Every call of ``f`` is counted by the caller's evaluation function. The result is plain data
 (:class:`Mode`), kept in the run state so that a resumed run does not search again.
 """
@@ -59,8 +62,8 @@ from .ascent import (
 )
 
 __all__ = ["DISPARITY", "MAX_MODES", "MAX_STARTS", "MERGE_WIDTHS", "MIN_SHARE", "Mode",
-           "VALLEY", "disparity", "find_modes", "modes_from_pilot", "pilot_points",
-           "search_calls", "unexplained"]
+           "VALLEY", "disparity", "find_modes", "grow_modes", "modes_from_pilot",
+           "pilot_points", "search_calls", "unexplained"]
 
 #: Most steps of an ascent from a pilot point; the distinct modes' ascents then carry on
 #: (:func:`_polish`, at most :data:`~flowint.run.ascent.ASCENT_STEPS` steps) with the calls left.
@@ -189,6 +192,45 @@ def modes_from_pilot(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor,
     return _polish(counted, modes, None if room is None else room - counted.calls)
 
 
+def grow_modes(log_f: Callable[[Tensor], Tensor], u: Tensor, lf: Tensor, modes: list[Mode],
+               room: int) -> list[Mode]:
+    """Modes that points drawn after the search show and ``modes`` do not: ascents from the
+    points (``u``, their ``log |f|`` ``lf``) that the modes explain worst (as in the later
+    rounds, :func:`unexplained`), their ends merged with the known modes (an end that climbs
+    to a known peak, or has no valley between itself and one, is that peak), each new one
+    with its Hessian's shape. At most ``room`` calls of ``log_f``.
+
+    Used on a multi-channel run's rest channel (:mod:`flowint.run.mode_channels`): its pilot
+    draws where ``f`` is large and no mode's channel reaches, which is where a peak the
+    search missed lies.
+
+    Returns:
+        The new modes only, largest Laplace mass first (empty when the points show none or
+        the calls do not allow an ascent of four steps).
+    """
+    dim = u.shape[1]
+    lf = finite(lf)
+    starts = unexplained(u, lf, modes)
+    shape = hessian_calls(dim)
+    if not len(starts) or room < 4 * step_calls(dim) + shape:
+        return []
+    counted = _Counted(log_f)
+    x, lx, width, vol = _ascents(counted, u, lf, starts, room - shape)
+    known = [(m.center, m.width, m.log_peak, m.log_mass - m.log_peak) for m in modes]
+    if known:
+        cx, cw, cp, cv = (torch.tensor(list(v), dtype=torch.float64) for v in zip(*known,
+                                                                                   strict=True))
+        x, lx = torch.cat([cx, x]), torch.cat([cp, lx])
+        width, vol = torch.cat([cw, width]), torch.cat([cv, vol])
+    centers = {m.center for m in modes}
+    new = [m for m in _merge(counted, x, lx, width, vol, len(known))
+           if m.center not in centers]
+    left = room - counted.calls
+    new = [_with_hessian_shape(counted, m) if left >= shape * (i + 1) else m
+           for i, m in enumerate(new)]
+    return sorted(new, key=lambda m: -m.log_mass)
+
+
 def _polish(log_f: _Counted, modes: list[Mode], room: int | None) -> list[Mode]:
     """The modes' ascents carried on from their ends (one per mode now that the starts on
     one peak are merged) with the calls left, then merged again: a peak whose starts were
@@ -308,10 +350,11 @@ def basin_roots(u: Tensor, lf: Tensor, k: int = NEIGHBOURS) -> Tensor:
 
 
 def _merge(log_f: Callable[[Tensor], Tensor], x: Tensor, lx: Tensor,
-           width: Tensor, vol: Tensor) -> list[Mode]:
-    """The distinct modes among the ends of the ascents (see the module doc)."""
-    order = torch.argsort(lx, descending=True, stable=True)
-    kept: list[int] = []
+           width: Tensor, vol: Tensor, known: int = 0) -> list[Mode]:
+    """The distinct modes among the ends of the ascents (see the module doc); the first
+    ``known`` ends are modes already (kept as they are, the others merged into them)."""
+    order = torch.argsort(lx[known:], descending=True, stable=True) + known
+    kept: list[int] = list(range(known))
     for i in order.tolist():
         if not math.isfinite(float(lx[i])):
             continue
