@@ -285,7 +285,7 @@ def test_equal_cost_over_seeds_judges_the_rms_error():
 
     rows = [_cost_row("camel:dim=2", 1, {"flowint": (2e-5, 1.0), "rqmc": (1e-5, 1.0),
                                          "vegas": (1e-7, 4.0)}),
-            _cost_row("camel:dim=2", 2, {"flowint": (1e-5, 1.0), "rqmc": (2e-5, -1.0),
+            _cost_row("camel:dim=2", 2, {"flowint": (1e-5, 2.0), "rqmc": (2e-5, -1.0),
                                          "vegas": (1e-7, 0.1)}),
             _cost_row("camel:dim=2", 3, {"flowint": (1e-5, -1.0), "rqmc": (1.5e-5, 1.0),
                                          "vegas": (1e-7, 0.1)})]
@@ -296,6 +296,8 @@ def test_equal_cost_over_seeds_judges_the_rms_error():
     q = equal_cost.over_seeds(groups[("camel:dim=2", 100_000)])
     assert q["best"] == "rqmc" and not q["methods"]["vegas"]["right"]
     assert q["ratio"] == pytest.approx(math.sqrt(6 / 7.25))
+    # error bars |err / pull|: flowint 2e-5, 5e-6, 1e-5; rqmc 1e-5, 2e-5, 1.5e-5
+    assert q["sdev_ratio"] == pytest.approx(math.sqrt(5.25 / 7.25))
     assert q["misses"] == []
     rows[2]["records"][0]["pull"] = 3.0
     assert equal_cost.over_seeds(rows)["misses"] == ["flowint max |pull| 3"]

@@ -126,6 +126,22 @@ def test_final_sets_double_where_the_measured_rate_pays():
     assert policy.final_action(call, "identity", calls, 1e-3, []).k >= 16  # a goal: 16 at least
 
 
+def test_a_sign_changing_integrand_raises_the_bar_for_training():
+    """Two channels at ``ρ`` each give ``ρ ∫|f|/|∫f|`` per sample: a static candidate that
+    i.i.d. points at ``ρ_floor`` would beat is kept for a positive ``f`` only, one that they
+    would beat only at ``3 ρ_floor`` is kept where the weights show ``∫|f| = 3 |∫f|``."""
+    assert Policy.cancellation({}) == 1.0
+    assert Policy.cancellation({"signs": [2.0, 0.0]}) == 1.0
+    assert Policy.cancellation({"signs": [2.0, 1.0]}) == pytest.approx(3.0)
+    assert Policy.cancellation({"signs": [1.0, 1.0]}) == 1e3
+    budget = left = 100_000
+    floor = 0.2 * math.sqrt(3e4 / budget)
+    static = Model(4096, (2 * floor) ** 2 / 4096, 1.0, 1.0, 1.0)  # i.i.d., ρ = 2 ρ_floor
+    assert static.var(left) == pytest.approx((2 * floor) ** 2 / left, rel=0.1)
+    assert not Policy._static_suffices(static, left, None, budget)
+    assert Policy._static_suffices(static, left, None, budget, cancel=3.0)
+
+
 def _records(rhos: list[float], n: int = 1000) -> list[IterationRecord]:
     return [IterationRecord("train", n, 1.0, rho / math.sqrt(n), rho) for rho in rhos]
 
