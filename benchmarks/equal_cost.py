@@ -227,13 +227,18 @@ def over_seeds(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _columns(first: list[str], methods: list[str], pair: tuple[str, str], seconds: str,
+             last: list[str]) -> list[str]:
+    """``first``, two columns per method (``pair``), one of seconds per method, ``last``."""
+    return (first + [f"{m} {c}" for m in methods for c in pair]
+            + [f"{m} {seconds}" for m in methods] + last)
+
+
 def seeds_table(groups: Sequence[Sequence[dict[str, Any]]]) -> str:
     methods = _methods_of([row for g in groups for row in g])
-    cols = ["integrand", "seeds"]
-    for m in methods:
-        cols += [f"{m} rms err", f"{m} max abs pull"]
-    cols += [f"{m} mean s" for m in methods]
-    cols += ["best other right", "flowint rms / best", "flowint rms sdev / best", "goal"]
+    cols = _columns(["integrand", "seeds"], methods, ("rms err", "max abs pull"), "mean s",
+                    ["best other right", "flowint rms / best", "flowint rms sdev / best",
+                     "goal"])
     body = []
     for group in groups:
         q = over_seeds(group)
@@ -331,11 +336,9 @@ def _short(status: str) -> str:
 
 def main_table(rows: Sequence[dict[str, Any]]) -> str:
     methods = _methods_of(rows)
-    cols = ["integrand"]
-    for m in methods:
-        cols += [f"{m} err", f"{m} pull"]
-    cols += [f"{m} s" for m in methods]
-    cols += ["best other right", "flowint err / best", "flowint sdev / best sdev", "goal"]
+    cols = _columns(["integrand"], methods, ("err", "pull"), "s",
+                    ["best other right", "flowint err / best", "flowint sdev / best sdev",
+                     "goal"])
     body = []
     for row in rows:
         by = _by_method(row)

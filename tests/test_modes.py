@@ -219,20 +219,30 @@ def test_interrupted_run_that_grows_resumes_to_the_uninterrupted_result(tmp_path
     monkeypatch.setattr(driver, "modes_from_pilot",
                         lambda *a, **k: [m for m in found(*a, **k) if m.center[0] > 0.4])
     run = dict(budget=8000, seed=4, channels="modes", **FAST)
+    reference, result, interruptions = _interrupted(run, tmp_path / "grown.ckpt", parts=5)
+    assert len(reference.channels) == 4  # one found by the search, two grown
+    assert interruptions >= 4
+    _same(result, reference)
+
+
+def _interrupted(run: dict, path, parts: int) -> tuple[flowint.Result, flowint.Result, int]:
+    """An uninterrupted run of ``PEAKS2``, and the same run interrupted (Ctrl-C) every
+    ``1/parts`` of its calls and resumed from the checkpoint ``path`` until it finishes."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         total = CtrlC(None, PEAKS2)
         reference = flowint.integrate(total, 2, **run)
-        assert len(reference.channels) == 4  # one found by the search, two grown
-        path = tmp_path / "grown.ckpt"
         result, interruptions = None, 0
-        while result is None:  # Ctrl-C every fifth of the calls
+        while result is None:
             try:
-                result = flowint.integrate(CtrlC(max(total.calls // 5, 2), PEAKS2), 2,
+                result = flowint.integrate(CtrlC(max(total.calls // parts, 2), PEAKS2), 2,
                                            checkpoint=path, **run)
             except KeyboardInterrupt:
                 interruptions += 1
-    assert interruptions >= 4
+    return reference, result, interruptions
+
+
+def _same(result: flowint.Result, reference: flowint.Result) -> None:
     assert (result.mean, result.sdev, result.n_evals) == \
         (reference.mean, reference.sdev, reference.n_evals)
     assert {c: r.mean for c, r in result.channels.items()} == \
@@ -306,23 +316,9 @@ def test_after_a_modes_run_the_mixture_is_a_density_and_reloads(tmp_path):
 
 def test_interrupted_modes_run_resumes_to_the_uninterrupted_result(tmp_path):
     run = dict(budget=8000, seed=4, channels="modes", **FAST)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        total = CtrlC(None, PEAKS2)
-        reference = flowint.integrate(total, 2, **run)
-        path = tmp_path / "modes.ckpt"
-        result, interruptions = None, 0
-        while result is None:  # Ctrl-C every third of the calls, resumed from the checkpoint
-            try:
-                result = flowint.integrate(CtrlC(max(total.calls // 3, 2), PEAKS2), 2,
-                                           checkpoint=path, **run)
-            except KeyboardInterrupt:
-                interruptions += 1
+    reference, result, interruptions = _interrupted(run, tmp_path / "modes.ckpt", parts=3)
     assert interruptions >= 2
-    assert (result.mean, result.sdev, result.n_evals) == \
-        (reference.mean, reference.sdev, reference.n_evals)
-    assert {c: r.mean for c, r in result.channels.items()} == \
-        {c: r.mean for c, r in reference.channels.items()}
+    _same(result, reference)
 
 
 def test_given_maps_must_be_passed_again_to_a_loaded_checkpoint(tmp_path):
