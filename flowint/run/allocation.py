@@ -46,6 +46,17 @@ class ChannelDecisions:
     batch_size: Any  # Policy.batch_size
     training_trend: Any  # Policy.training_trend
 
+    @staticmethod
+    def cancellation(call: dict[str, Any]) -> float:
+        """``∫|f| / |∫f|`` as the call's weights show it so far (the positive and negative
+        parts summed over its iterations, ``call["signs"]``): 1 for one sign, at most 10³.
+        Two channels whose flows reach ``ρ`` each give ``ρ`` times this per sample."""
+        pos, neg = call.get("signs", (0.0, 0.0))
+        if not (pos > 0 and neg > 0):
+            return 1.0
+        diff = abs(pos - neg)
+        return min((pos + neg) / diff, 1e3) if diff > 0 else 1e3
+
     def split_due(self, call: dict[str, Any], left: float) -> bool:
         """Whether the call goes on as two channels (see :data:`SIGN_SHARE`).
 

@@ -278,9 +278,10 @@ class Policy(ChannelDecisions):
         B)^½`` (clipped to [0.005, 0.3]): a rough envelope of what flows reach with ``B``
         calls in our benchmarks (about 0.17 at 3·10⁴ calls in 3-D, 0.01–0.2 at 10⁶).
 
-        For a sign-changing ``f`` the envelope is ``cancel`` times larger
-        (:meth:`cancellation`, ``∫|f| / |∫f|``): two channels each at ``ρ`` give at best
-        ``ρ ∫|f| / |∫f|`` per sample (one density cannot go below ``√(cancel² − 1)``). The
+        For a sign-changing ``f`` the envelope is ``cancel`` times larger (``∫|f| / |∫f|``,
+        :meth:`~flowint.run.allocation.ChannelDecisions.cancellation`): two channels each at
+        ``ρ`` give at best ``ρ ∫|f| / |∫f|`` per sample (one density cannot go below
+        ``√(cancel² − 1)``). The
         signed camel 2-D at 10⁵ calls (``cancel = 3``) split on two of five seeds without
         it, with error bars 3–5× those of plain RQMC."""
         if goal is not None and m.calls_for(goal_var(goal, m.mean)) <= 0.1 * left:
@@ -288,15 +289,6 @@ class Policy(ChannelDecisions):
         floor = min(max(0.2 * math.sqrt(3e4 / max(budget, 1.0)), 0.005), 0.3) * cancel
         return m.var(left) < floor ** 2 / max(left, 1.0)
 
-    @staticmethod
-    def cancellation(call: dict[str, Any]) -> float:
-        """``∫|f| / |∫f|`` as the call's weights show it so far (the positive and negative
-        parts summed over its iterations, ``call["signs"]``): 1 for one sign, at most 10³."""
-        pos, neg = call.get("signs", (0.0, 0.0))
-        if not (pos > 0 and neg > 0):
-            return 1.0
-        diff = abs(pos - neg)
-        return min((pos + neg) / diff, 1e3) if diff > 0 else 1e3
 
     def _stale(self, call: dict[str, Any], flow_m: list[Any], rho: float) -> bool:
         """Whether the flow's quasi-random gain must be (re)measured: never measured, or
