@@ -281,9 +281,8 @@ class Policy(ChannelDecisions):
         For a sign-changing ``f`` the envelope is ``cancel`` times larger (``∫|f| / |∫f|``,
         :meth:`~flowint.run.allocation.ChannelDecisions.cancellation`): two channels each at
         ``ρ`` give at best ``ρ ∫|f| / |∫f|`` per sample (one density cannot go below
-        ``√(cancel² − 1)``). The
-        signed camel 2-D at 10⁵ calls (``cancel = 3``) split on two of five seeds without
-        it, with error bars 3–5× those of plain RQMC."""
+        ``√(cancel² − 1)``). The signed camel 2-D at 10⁵ calls (``cancel = 3``) split on two
+        of five seeds without it, with error bars 3–5× those of plain RQMC."""
         if goal is not None and m.calls_for(goal_var(goal, m.mean)) <= 0.1 * left:
             return True
         floor = min(max(0.2 * math.sqrt(3e4 / max(budget, 1.0)), 0.005), 0.3) * cancel
