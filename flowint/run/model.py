@@ -46,12 +46,11 @@ class Model(NamedTuple):
         """Variance of a final estimate of ``calls``: in ``k`` randomizations of
         ``calls / k`` points, or (``k=None``) as :func:`final_sizes` would draw it, which
         sees the loss when ``calls`` falls just below ``16·2^m``."""
-        if k is None:
-            if calls >= 2 * FEWEST_RANDOMIZATIONS:
-                n, k = final_sizes(calls, self.a)
-                return self.v1 * (n / self.n1) ** (-self.a) / k
-            k = MIN_RANDOMIZATIONS
-        n = max(calls / k, 1.0)
+        if k is None and calls >= 2 * MIN_RANDOMIZATIONS:  # as the policy's final action
+            n, k = final_sizes(calls, self.a)
+        else:
+            k = k or MIN_RANDOMIZATIONS
+            n = max(calls / k, 1.0)
         return self.v1 * (n / self.n1) ** (-self.a) / k
 
     def calls_for(self, goal_var: float, k: int = MIN_RANDOMIZATIONS) -> float:
