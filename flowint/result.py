@@ -145,8 +145,13 @@ class Result:
             ``max_weight_share`` the larger of the two, ``rel_std`` is
             ``sdev · √n_evals_final / |mean|``; ``warnings`` are the channels', prefixed
             ``channel +:`` / ``channel -:``; ``history`` is the integrator's own history (its
-            earlier calls and this call's iterations before the split).
-            Empty otherwise.
+            earlier calls and this call's iterations before the split). A multi-channel run
+            (``channels=``, :mod:`flowint.run.mode_channels`) is summed alike, its channels
+            named ``"rest"``, ``"m0"``, ``"m1"``, … (or ``"c0"``, … for given maps), all with
+            sign ``+1``. Empty otherwise.
+        channel_alpha: for a multi-channel run, each channel's weight ``α_c`` in the
+            partition ``w_c = α_c ρ_c / Σ_j α_j ρ_j`` that its estimate integrated (learned
+            from the pilots with ``learn_alpha``, :mod:`flowint.run.alpha`); empty otherwise.
     """
 
     mean: float
@@ -175,6 +180,7 @@ class Result:
     log_scale: float | None = None
     component_diagnostics: tuple[dict[str, float], ...] = ()
     channels: dict[str, Result] = field(default_factory=dict)
+    channel_alpha: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_evals_train(self) -> int:
@@ -249,8 +255,10 @@ class Result:
             f"wall time = {self.wall_time:.2f} s",
         ]
         for name, part in self.channels.items():
-            lines.append(f"channel {name}: {part}  ({part.method}; {part.n_evals} evaluations, "
-                         f"{part.n_evals_final} final; rel. std per sample {part.rel_std:.4g})")
+            alpha = f"α = {self.channel_alpha[name]:.3g}; " if name in self.channel_alpha else ""
+            lines.append(f"channel {name}: {part}  ({alpha}{part.method}; {part.n_evals} "
+                         f"evaluations, {part.n_evals_final} final; rel. std per sample "
+                         f"{part.rel_std:.4g})")
         if self.n_dropped:
             lines.append(f"non-finite values dropped: {self.n_dropped}")
         lines += [f"warning: {w}" for w in self.warnings]

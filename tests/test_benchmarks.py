@@ -355,3 +355,21 @@ def test_train_step_smoke(capsys):
     for row in body:
         assert all(math.isfinite(_number(row[i])) and _number(row[i]) > 0 for i in range(1, 6))
     assert "flow.sample(256)" in out
+
+
+def test_channel_alpha_tiny(tmp_path, monkeypatch):
+    import channel_alpha
+
+    budget, seeds, what = channel_alpha.CASES["bumps-frozen"]
+    monkeypatch.setitem(channel_alpha.CASES, "bumps-frozen", (6000, seeds, what))
+    out = tmp_path / "alpha.md"
+    rows = channel_alpha.main(["--cases", "bumps-frozen", "--seeds", "0", "--out", str(out)])
+    head, body = _table_lines(out.read_text(), "case")
+    assert head == channel_alpha.COLUMNS and len(body) == len(rows) == 1
+    row = rows[0]
+    taken, ratio = row[4], row[10]
+    assert " → " in row[2] and " → " in row[3]
+    assert sum(float(a.split()[1]) for a in row[5].split(", ")) == pytest.approx(1.0, abs=0.01)
+    if not taken:  # the two runs are then the same run
+        assert ratio == 1.0 and row[6] == row[8]
+    assert math.isfinite(ratio) and abs(row[7]) < 5

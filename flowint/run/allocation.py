@@ -21,7 +21,7 @@ from typing import Any
 from ..result import IterationRecord
 from .modes import DISPARITY, Mode, disparity
 
-__all__ = ["CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
+__all__ = ["ALPHA_GAIN", "CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
            "MIN_SPLIT_CALLS", "PILOT_FRACTION", "SIGN_SHARE"]
 
 #: The channels of a split run: the positive and the negative part.
@@ -37,6 +37,10 @@ PILOT_FRACTION = 0.05
 #: Fewest calls a channel's own call gets (with at least 2 % of those left).
 MIN_CHANNEL_CALLS = 500
 MIN_CHANNEL_SHARE = 0.02
+#: Learned channel weights are taken where they cut ``Σ_c σ_c`` on the held-out points by at
+#: least this fraction (:mod:`flowint.run.alpha`): less is within what two halves of a pilot's
+#: heavy-tailed weights disagree on.
+ALPHA_GAIN = 0.05
 
 
 class ChannelDecisions:
@@ -56,6 +60,15 @@ class ChannelDecisions:
             return 1.0
         diff = abs(pos - neg)
         return min((pos + neg) / diff, 1e3) if diff > 0 else 1e3
+
+    @staticmethod
+    def alpha_accepted(check: tuple[float, float]) -> bool:
+        """Whether a multi-channel run takes its learned ``α``: ``Σ_c σ_c`` on the held-out
+        points (``check``: at the pilots' ``α``, at the learned one) lower by
+        :data:`ALPHA_GAIN` at least."""
+        before, after = check
+        return math.isfinite(before) and math.isfinite(after) and \
+            after <= (1.0 - ALPHA_GAIN) * before
 
     def split_due(self, call: dict[str, Any], left: float) -> bool:
         """Whether the call goes on as two channels (see :data:`SIGN_SHARE`).

@@ -90,7 +90,7 @@ def result_to_plain(result: Result) -> dict[str, Any]:
     """A channel's result as plain containers (kept in the call record, so a resumed split
     call returns it without evaluating anything again)."""
     out = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
-           if f.name != "channels"}
+           if f.name not in ("channels", "channel_alpha")}
     out["history"] = [list(dataclasses.astuple(r)) for r in result.history]
     out["seconds"] = dict(result.seconds)
     out["component_diagnostics"] = [dict(d) for d in result.component_diagnostics]

@@ -145,6 +145,10 @@ class ChannelRun:
         None here; see :meth:`~flowint.run.mode_channels.ModeRun.grow`."""
         return False
 
+    def tune(self, rec: dict[str, Any]) -> None:
+        """Adjust the channels after the pilots (and any growth), before the allocation.
+        Nothing here; see :meth:`~flowint.run.mode_channels.ModeRun.tune`."""
+
     def run(self, budget: int, rtol: float | None, atol: float | None, n_train: int | None,
             time_limit: float | None) -> Result:
         """Pilot, allocation and the channels' calls; the combined result."""
@@ -168,6 +172,7 @@ class ChannelRun:
         if "alloc" not in rec and self.grow(rec):
             self._pilot(rec)  # the new channels' pilots
         if "alloc" not in rec:
+            self.tune(rec)
             rest = budget - (state.n_evals - self.call["start_evals"])
             rec["alloc"] = integ.policy.channel_budgets(rest, rec["sigma"], self.floors)
             rec["goals"] = integ.policy.channel_goals(rtol, atol, rec["mean"], rec["sigma"])

@@ -19,11 +19,15 @@ pilot draws there: after the pilots, ascents from the pilot's points that the mo
 explain worst may add channels (:meth:`ModeRun.grow`).
 
 ``α``: the rest channel :data:`REST_SHARE`, each mode its share of the rest ``∝`` its Laplace
-mass; given maps, equal. Everything the run decides is kept in the call record (plain data).
+mass; given maps, equal. With ``learn_alpha`` (the default) the pilots' points then give the
+``α`` that minimises the variance of the sum (:mod:`flowint.run.alpha`,
+:meth:`ModeRun.tune`), fixed before the channels' own calls draw anything. Everything the run
+decides is kept in the call record (plain data).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -32,6 +36,7 @@ from torch import Tensor
 
 from ..channel_maps import ChannelMap, IdentityMap, LogisticMap, map_from_plain
 from ..result import Result
+from .alpha import learn_alpha
 from .channel_result import combine_channels
 from .channels import ChannelRun, build_channels
 from .modes import MAX_MODES, Mode, grow_modes
@@ -111,9 +116,9 @@ class ModeRun(ChannelRun):
         """Channels for the peaks that the rest channel's pilot shows and the search missed
         (:func:`~flowint.run.modes.grow_modes`, at most :data:`GROW_SHARE` of the split's
         calls), each with a pilot of its own (by the caller). Every ``α`` is set again from
-        the masses, so the partition changes a little for every channel; the rest
-        channel's ``σ`` and mean are taken again from its pilot's points, reweighted to its
-        new part (the peak it held is no longer its own). Once per call, and only for a
+        the masses, so the partition changes for every channel (most for the rest channel:
+        the peak it held is no longer its own); the piloted channels' points, ``σ`` and
+        means move to the new partition (:meth:`_reweight`). Once per call, and only for a
         search's channels."""
         if rec.get("grown") is not None or self._given() is not None or \
                 "rest" not in self.names:
@@ -132,6 +137,7 @@ class ModeRun(ChannelRun):
             return False
         self.call["modes"] = [m.to_plain() for m in modes + new]
         ref = rec["ref"]  # the pilots' σ and means are in its units
+        old = (self.maps, self.log_alpha)
         self._channels(rec)
         rec["ref"] = ref
         self._setup(rec)
@@ -142,17 +148,69 @@ class ModeRun(ChannelRun):
         for c in added:
             rec["seconds0"][c] = dict(self.integ.channels[c].state.seconds)
             rec["evals0"][c] = self.integ.channels[c].state.n_evals
-        log_q = torch.cat([b[2] for b in buf]).to(torch.float64)
-        before = log_t - log_q
-        after = before - log_w + channel_log_weights(self.maps, self.log_alpha, u)[0]
-        top = float(torch.cat([before, after]).nan_to_num(-math.inf).max())
-        if math.isfinite(top):
-            w0, w1 = torch.exp(before - top).nan_to_num(0.0), torch.exp(after - top).nan_to_num(0.0)
-            if float(w0.std()) > 0 and float(w0.mean()) > 0:
-                rec["sigma"]["rest"] *= float(w1.std() / w0.std())
-                rec["mean"]["rest"] *= float(w1.mean() / w0.mean())
+        self._reweight(old, [c for c in self.names if c not in added])
         rec["grown"] = added
         return True
+
+    def tune(self, rec: dict[str, Any]) -> None:
+        """``α`` learned from the pilots' last points (:func:`~flowint.run.alpha.learn_alpha`)
+        with ``learn_alpha``, and taken where the Policy finds the held-out gain large
+        enough (:meth:`~flowint.run.allocation.ChannelDecisions.alpha_accepted`); the
+        pilots' buffers, ``σ`` and means then move to the new partition
+        (:meth:`_reweight`). Once per call; what was measured is kept in ``rec["tuned"]``."""
+        if "tuned" in rec:
+            return
+        rec["tuned"] = None
+        bufs = [self.integ.channels[c].state.buffer for c in self.names]
+        if not self.integ.settings.learn_alpha or len(self.names) < 2 or not all(bufs):
+            return
+        log_rho, log_r = [], []
+        for i, buf in enumerate(bufs):
+            u, log_t, log_q = (torch.cat([b[k] for b in buf]).to(torch.float64)
+                               for k in range(3))
+            x = self.maps[i].forward(u)[0]
+            log_rho.append(torch.stack([m.log_density(x) for m in self.maps]))
+            log_r.append(log_t - log_q)
+        fit = learn_alpha(log_rho, log_r, self.log_alpha, self.integ.generator)
+        accepted = self.integ.policy.alpha_accepted(fit.check)
+        rec["tuned"] = {"before": fit.check[0], "after": fit.check[1], "accepted": accepted,
+                        "fit": list(fit.fit)}
+        if accepted:
+            old = (self.maps, self.log_alpha)
+            rec["log_alpha"] = fit.log_alpha.tolist()
+            self._setup(rec)
+            self._reweight(old, list(self.names))
+
+    def _reweight(self, old: tuple[list[ChannelMap], Tensor], names: list[str]) -> None:
+        """Channels ``names``' pilot points moved from the partition of ``old`` (maps and
+        ``log α``, the channels in the same order) to the current one: their buffers'
+        targets (the flows train on under the new ``α``), and their ``σ`` and means scaled
+        by what the reweighted points show (the pilots' estimates are in the old units)."""
+        rec = self.call["split"]
+        for c in names:
+            i = self.names.index(c)
+            buf = self.integ.channels[c].state.buffer
+            if not buf:
+                continue
+            u, log_t, log_q = (torch.cat([b[k] for b in buf]).to(torch.float64)
+                               for k in range(3))
+            x = self.maps[i].forward(u)[0]
+            shift = channel_log_weights(self.maps, self.log_alpha, x)[i] - \
+                channel_log_weights(old[0], old[1], x)[i]
+            before = log_t - log_q
+            after = before + shift
+            top = float(torch.cat([before, after]).nan_to_num(-math.inf).max())
+            if math.isfinite(top):
+                w0 = torch.exp(before - top).nan_to_num(0.0)
+                w1 = torch.exp(after - top).nan_to_num(0.0)
+                if float(w0.std()) > 0 and float(w0.mean()) > 0 and c in rec["sigma"]:
+                    rec["sigma"][c] *= float(w1.std() / w0.std())
+                    rec["mean"][c] *= float(w1.mean() / w0.mean())
+            start = 0
+            for j, (bu, bt, bq) in enumerate(buf):
+                n = bu.shape[0]
+                buf[j] = (bu, bt + shift[start:start + n].to(bt.dtype), bq)
+                start += n
 
     def _given(self) -> list[ChannelMap] | None:
         spec = self.integ.settings.channels
@@ -199,8 +257,9 @@ class ModeRun(ChannelRun):
         return {"rtol": max(goal / mean, 1e-15)}
 
     def combine(self, results: dict[str, Result]) -> Result:
-        return combine_channels(self.driver, self.call, results,
-                                signs={c: 1 for c in results})
+        out = combine_channels(self.driver, self.call, results, signs={c: 1 for c in results})
+        alpha = dict(zip(self.names, self.log_alpha.exp().tolist(), strict=True))
+        return dataclasses.replace(out, channel_alpha=alpha)
 
     @staticmethod
     def mixture_weights(results: dict[str, Result]) -> dict[str, float]:

@@ -86,6 +86,10 @@ class Settings:
             and no static sampler suffices; ``"split"`` always splits (an error for vector
             integrands); ``"off"``: one density trained on ``|f|``. Ignored with ``log=True``
             (a logarithm has no sign) and by ``train``/``estimate``.
+        learn_alpha: multi-channel runs (``channels=``) learn the channel weights ``α``
+            from the pilots' points before the channels' own calls, and keep them where
+            held-out points confirm the gain (:mod:`flowint.run.alpha`); ``False``: ``α``
+            from the modes' masses (equal for given maps).
     """
 
     flow: Any = "rqs"
@@ -123,6 +127,7 @@ class Settings:
     prior: Any = None
     signed: str = "auto"
     channels: Any = "default"
+    learn_alpha: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -143,8 +148,9 @@ class Settings:
         on = self.train_on
         if on != "norm" and (isinstance(on, bool) or not isinstance(on, int) or on < 0):
             raise ValueError(f"train_on must be 'norm' or a component index >= 0, got {on!r}")
-        if not isinstance(self.log, bool):
-            raise ValueError(f"log must be True or False, got {self.log!r}")
+        for key in ("log", "learn_alpha"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"{key} must be True or False, got {getattr(self, key)!r}")
         if self.prior is not None and not callable(self.prior):
             raise TypeError(f"prior must be a callable (a prior transform), got "
                             f"{type(self.prior).__name__}")
