@@ -26,6 +26,7 @@ from .channel_maps import ChannelMap, map_from_plain
 from .flows import Flow, make_flow
 from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
+from .run.adam import Adam
 from .run.channels import ChannelMixture, build_channels
 from .run.driver import CallDriver, check_count, check_tolerances, progress_bar
 from .run.estimator import Estimator
@@ -115,7 +116,7 @@ class Integrator:
         return self.state.n_dropped
 
     @property
-    def optimizer(self) -> torch.optim.Optimizer:
+    def optimizer(self) -> Adam:
         """The trainer's optimizer."""
         return self.trainer.optimizer
 

@@ -48,6 +48,7 @@ from ..flows import Flow, PerAxisGrid, make_flow
 from ..integrand import parse_bounds
 from ..losses import LOSSES
 from ..result import IterationRecord
+from ..run.adam import Adam
 from ..run.state import RunState
 from ..run.trainer import Trainer
 
@@ -152,7 +153,7 @@ class AdaptiveCollocation:
         return self.state.n_evals
 
     @property
-    def optimizer(self) -> torch.optim.Optimizer:
+    def optimizer(self) -> Adam:
         """The Trainer's Adam optimizer."""
         return self.trainer.optimizer
 

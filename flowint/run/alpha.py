@@ -27,7 +27,9 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy.optimize import minimize
 from torch import Tensor
 
 __all__ = ["AlphaFit", "MAX_POINTS", "STEPS", "TRUST", "learn_alpha", "log_weight",
@@ -37,7 +39,7 @@ __all__ = ["AlphaFit", "MAX_POINTS", "STEPS", "TRUST", "learn_alpha", "log_weigh
 TRUST = 3.0
 #: Most points per channel used (half to fit, half to check).
 MAX_POINTS = 8192
-#: Iterations of the L-BFGS fit.
+#: Most iterations of the L-BFGS-B fit.
 STEPS = 40
 
 
@@ -96,7 +98,7 @@ def learn_alpha(log_rho: Sequence[Tensor], log_r: Sequence[Tensor], log_alpha: T
         log_alpha: ``log α`` (shape ``(C,)``).
         generator: draws the halves (and the subsample of at most :data:`MAX_POINTS`).
         trust: ``|log α'_c - log α_c| <= log trust``.
-        steps: L-BFGS iterations.
+        steps: most L-BFGS-B iterations.
 
     Returns:
         The :class:`AlphaFit`; ``α' = α`` (measures NaN) where nothing can be learned (fewer
@@ -111,23 +113,20 @@ def learn_alpha(log_rho: Sequence[Tensor], log_r: Sequence[Tensor], log_alpha: T
                         (math.nan,) * 2)
     shift = max(tops)
     bound = math.log(trust)
-    theta = torch.zeros_like(log_alpha, requires_grad=True)
 
-    def new() -> Tensor:
-        return log_alpha + bound * torch.tanh(theta)
+    def objective(delta: np.ndarray) -> tuple[float, np.ndarray]:
+        d = torch.tensor(delta, dtype=torch.float64, requires_grad=True)
+        with torch.enable_grad():
+            loss = spread(fit.log_rho, fit.log_r, log_alpha, log_alpha + d, shift)
+            loss.backward()
+        return float(loss.detach()), d.grad.numpy()
 
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = spread(fit.log_rho, fit.log_r, log_alpha, new(), shift)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    # scipy's L-BFGS-B (bounds are the trust region); torch.optim's first optimizer would
+    # import torch._dynamo, seconds of wall time (flowint.run.adam)
+    res = minimize(objective, np.zeros(len(log_alpha)), jac=True, method="L-BFGS-B",
+                   bounds=[(-bound, bound)] * len(log_alpha), options={"maxiter": steps})
     with torch.no_grad():
-        learned = new()
+        learned = log_alpha + torch.as_tensor(res.x, dtype=torch.float64)
         learned = learned - torch.logsumexp(learned, 0)
         measure = [tuple(float(spread(h.log_rho, h.log_r, log_alpha, a, shift))
                          for a in (log_alpha, learned)) for h in (fit, check)]

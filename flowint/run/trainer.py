@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..flows import Flow
 from ..losses import surrogate_loss
+from .adam import Adam
 from .state import RunState
 
 __all__ = ["TEMPER_END", "Trainer", "tempered"]
@@ -66,9 +67,9 @@ class Trainer:
         self.buffer = max(1, int(buffer))
         self.temper = float(temper) if temper else 0.0
         self.lr_final = float(lr_final)
-        # foreach: one multi-tensor update instead of a Python loop over the parameters (the
-        # same values; the default on accelerators, not on the CPU).
-        self.optimizer = torch.optim.Adam(flow.parameters(), lr=self.base_lr, foreach=True)
+        # torch.optim.Adam(foreach=True)'s update without torch.optim, whose first optimizer
+        # imports torch._dynamo (2-4 s per process; flowint.run.adam)
+        self.optimizer = Adam(flow.parameters(), lr=self.base_lr)
 
     def learning_rate(self, state: RunState, position: float) -> float:
         """The cosine-decayed learning rate at ``position`` (0 to 1) of a training loop."""
