@@ -167,3 +167,28 @@ def test_a_search_run_reports_its_alpha():
     assert list(r.channel_alpha) == list(r.channels) == ["rest", "m0", "m1", "m2"]
     assert f"channel m0: {r.channels['m0']}  (α = " in r.summary()
     assert set(tuned) >= {"before", "after", "accepted", "fit"}
+
+
+def test_interrupted_run_with_learned_alpha_resumes_to_the_uninterrupted_result(tmp_path):
+    """Interrupted (Ctrl-C) every fifth of its calls and resumed from the checkpoint, a run
+    whose learned α is taken ends where the uninterrupted one does."""
+    from _slow_integrands import CtrlC
+
+    run = dict(budget=8000, seed=0, channels=BUMPS, **FROZEN)
+    path = tmp_path / "alpha.ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        total = CtrlC(None, PEAKS2)
+        reference = flowint.integrate(total, 2, **run)
+        result, interruptions = None, 0
+        while result is None:
+            try:
+                result = flowint.integrate(CtrlC(max(total.calls // 5, 2), PEAKS2), 2,
+                                           checkpoint=path, **run)
+            except KeyboardInterrupt:
+                interruptions += 1
+    assert interruptions >= 4
+    assert reference.channel_alpha["c0"] < 0.1  # the learned α was taken
+    assert result.channel_alpha == reference.channel_alpha
+    assert (result.mean, result.sdev, result.n_evals) == \
+        (reference.mean, reference.sdev, reference.n_evals)
