@@ -275,6 +275,14 @@ def test_given_maps_are_the_channels():
     assert abs(r.pull(PEAKS2.exact)) < 5
 
 
+def test_an_identity_among_given_maps_keeps_the_rest_channels_floor():
+    """The identity channel of given maps holds what the bumps leave, as a search's rest
+    channel does, and its pilot's σ is as unreliable: it gets the same least share."""
+    bumps = [LogisticMap(c, [w, w]) for c, w in zip(PEAKS2.centers, PEAKS2.widths, strict=True)]
+    r = quiet(PEAKS2, 2, 20_000, seed=3, channels=[IdentityMap(2)] + bumps)
+    assert r.channels["c0"].n_evals >= 0.2 * 0.9 * r.n_evals
+
+
 def test_modes_in_log_space_far_below_one():
     """``log f = log(three peaks) - 800``: f underflows, the channels' sum is in log space."""
     r = quiet(lambda x: torch.log(PEAKS2(x)) - 800.0, 2, 12_000, seed=2, log=True,

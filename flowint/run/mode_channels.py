@@ -51,7 +51,8 @@ REST_SHARE = 0.01
 WIDEN = 2.0
 #: The rest channel's least share of the calls after the pilots: its pilot's ``σ`` is the
 #: least reliable (what it holds, peaks the search missed and the far tails of those it found,
-#: its pilot may not have seen), and a starved rest channel is confidently wrong.
+#: its pilot may not have seen), and a starved rest channel is confidently wrong. Given maps:
+#: every :class:`~flowint.channel_maps.IdentityMap` among them has it too.
 REST_FLOOR = 0.2
 #: Most calls the growth after the pilots takes (:meth:`ModeRun.grow`), a share of the calls
 #: the split started with.
@@ -106,8 +107,9 @@ class ModeRun(ChannelRun):
         self.maps = [map_from_plain(m) if isinstance(m, dict) else m for m in
                      self._given() or rec["maps"]]
         self.names = tuple(rec["names"])
-        self.floors = {"rest": REST_FLOOR} if self._given() is None and len(self.names) > 1 \
-            else None
+        # an identity map among given maps plays the rest channel's part: its floor too
+        self.floors = {c: REST_FLOOR for c, m in zip(self.names, self.maps, strict=True)
+                       if isinstance(m, IdentityMap)} if len(self.names) > 1 else None
         self.log_alpha = torch.tensor(rec["log_alpha"], dtype=torch.float64)
         self.parts = {c: ModePart(self.driver, self.maps, self.log_alpha, i)
                       for i, c in enumerate(self.names)}
