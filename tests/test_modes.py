@@ -122,8 +122,9 @@ def test_search_climbs_a_narrow_correlated_peak():
 
 def test_polish_keeps_distinct_modes_and_the_cube():
     """Too few calls for a polished ascent leave the modes as they are (an ascent of no step
-    has no widths: two peaks 0.3 apart were merged), and a mode on a face of the cube keeps
-    its shape (its Hessian's steps would leave the cube)."""
+    has no widths: two peaks 0.3 apart were merged); a mode on a face of the cube gets no
+    Hessian (its steps would leave the cube), and its width across the face is measured by a
+    line inward (where the calls allow)."""
     from flowint.run import modes as M
 
     d = 8
@@ -140,7 +141,16 @@ def test_polish_keeps_distinct_modes_and_the_cube():
     for room in (100, 130, 300, 1000):
         assert len(M._polish(M._Counted(log_f), found, room)) == 2
     face = M.Mode((0.0, 0.5), (0.05, 0.05), 0.0, 0.0)
-    assert M._with_hessian_shape(lambda u: log_f(u.repeat(1, 4)), face) == face
+
+    def on_face(u):  # a peak centred on the face x = 0, widths 0.03 and 0.05
+        assert bool(((u >= 0) & (u <= 1)).all())
+        return -0.5 * ((u[:, 0] / 0.03) ** 2 + ((u[:, 1] - 0.5) / 0.05) ** 2)
+
+    shaped = M._with_hessian_shape(on_face, face)
+    assert shaped.width[1] == 0.05  # no Hessian next to the face: the other axis as it was
+    assert shaped.width[0] == pytest.approx(0.03, rel=0.1)  # the line inward measures it
+    assert shaped.log_mass == pytest.approx(math.log(shaped.width[0] / 0.05))
+    assert M._with_hessian_shape(on_face, face, spare=M.FACE_LINE - 1) == face
 
 
 def test_search_on_a_zero_integrand_finds_nothing():
