@@ -172,21 +172,10 @@ def test_a_search_run_reports_its_alpha():
 def test_interrupted_run_with_learned_alpha_resumes_to_the_uninterrupted_result(tmp_path):
     """Interrupted (Ctrl-C) every fifth of its calls and resumed from the checkpoint, a run
     whose learned α is taken ends where the uninterrupted one does."""
-    from _slow_integrands import CtrlC
+    from test_modes import _interrupted
 
     run = dict(budget=8000, seed=0, channels=BUMPS, **FROZEN)
-    path = tmp_path / "alpha.ckpt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        total = CtrlC(None, PEAKS2)
-        reference = flowint.integrate(total, 2, **run)
-        result, interruptions = None, 0
-        while result is None:
-            try:
-                result = flowint.integrate(CtrlC(max(total.calls // 5, 2), PEAKS2), 2,
-                                           checkpoint=path, **run)
-            except KeyboardInterrupt:
-                interruptions += 1
+    reference, result, interruptions = _interrupted(run, tmp_path / "alpha.ckpt", parts=5)
     assert interruptions >= 4
     assert reference.channel_alpha["c0"] < 0.1  # the learned α was taken
     assert result.channel_alpha == reference.channel_alpha
