@@ -152,6 +152,12 @@ def test_polish_keeps_distinct_modes_and_the_cube():
     assert shaped.log_mass == pytest.approx(math.log(shaped.width[0] / 0.05))
     assert M._with_hessian_shape(on_face, face, spare=M.FACE_LINE - 1) == face
 
+    def cut(u):  # the same peak, f = 0 beyond x = 0.01: the line ends in -inf, a bound only
+        v = on_face(u)
+        return torch.where(u[:, 0] < 0.01, v, torch.full_like(v, -math.inf))
+
+    assert 0.003 < M._with_hessian_shape(cut, face).width[0] < 0.01
+
 
 def test_search_on_a_zero_integrand_finds_nothing():
     modes = find_modes(lambda u: torch.full((u.shape[0],), -math.inf, dtype=torch.float64),

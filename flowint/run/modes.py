@@ -304,7 +304,10 @@ def _face_widths(log_f: Callable[[Tensor], Tensor], mode: Mode, spare: int | Non
             new[i] = MAX_WIDTH
             continue
         j = int(past[0])  # a Gaussian falls by t² / 2σ² at t: σ from the first point past ½
-        new[i] = t[j] / torch.sqrt(2.0 * drop[k, j])
+        if math.isfinite(float(drop[k, j])):
+            new[i] = t[j] / torch.sqrt(2.0 * drop[k, j])
+        else:  # f is 0 there (the peak's support ends): no shape, only a bound
+            new[i] = t[max(j - 1, 0)]
     new = new.clamp(1e-9, MAX_WIDTH)
     return Mode(mode.center, tuple(new.tolist()), mode.log_peak,
                 mode.log_mass + float(torch.log(new / w).sum()))
