@@ -59,6 +59,11 @@ REST_FLOOR = 0.2
 GROW_SHARE = 0.02
 
 
+def _pooled(buf: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+    """A training buffer's batches ``(u, log target, log q)`` joined, as float64."""
+    return tuple(torch.cat([b[k] for b in buf]).to(torch.float64) for k in range(3))
+
+
 def channel_log_weights(maps: list[ChannelMap], log_alpha: Tensor, x: Tensor) -> Tensor:
     """``log w_c(x)`` for every channel, shape ``(channels, n)``."""
     log_rho = torch.stack([m.log_density(x) for m in maps]) + log_alpha[:, None]
@@ -130,8 +135,7 @@ class ModeRun(ChannelRun):
         modes = [Mode.from_plain(m) for m in self.call.get("modes", [])]
         if not buf or len(modes) >= MAX_MODES:
             return False
-        u = torch.cat([b[0] for b in buf]).to(torch.float64)
-        log_t = torch.cat([b[1] for b in buf]).to(torch.float64)
+        u, log_t, _ = _pooled(buf)
         log_w = channel_log_weights(self.maps, self.log_alpha, u)[0]
         new = grow_modes(self.driver.log_abs, u, log_t - log_w, modes,
                          int(GROW_SHARE * float(rec["rest"])))[: MAX_MODES - len(modes)]
@@ -168,8 +172,7 @@ class ModeRun(ChannelRun):
             return
         log_rho, log_r = [], []
         for i, buf in enumerate(bufs):
-            u, log_t, log_q = (torch.cat([b[k] for b in buf]).to(torch.float64)
-                               for k in range(3))
+            u, log_t, log_q = _pooled(buf)
             x = self.maps[i].forward(u)[0]
             log_rho.append(torch.stack([m.log_density(x) for m in self.maps]))
             log_r.append(log_t - log_q)
@@ -194,8 +197,7 @@ class ModeRun(ChannelRun):
             buf = self.integ.channels[c].state.buffer
             if not buf:
                 continue
-            u, log_t, log_q = (torch.cat([b[k] for b in buf]).to(torch.float64)
-                               for k in range(3))
+            u, log_t, log_q = _pooled(buf)
             x = self.maps[i].forward(u)[0]
             shift = channel_log_weights(self.maps, self.log_alpha, x)[i] - \
                 channel_log_weights(old[0], old[1], x)[i]
