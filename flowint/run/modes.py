@@ -255,7 +255,10 @@ def _polish(log_f: _Counted, modes: list[Mode], room: int | None) -> list[Mode]:
         room = None if room is None else room - (log_f.calls - used)
     if room is not None and room < hessian_calls(dim) * len(modes):
         return modes
-    modes = sorted((_with_hessian_shape(log_f, m) for m in modes), key=lambda m: -m.log_mass)
+    start = log_f.calls  # the lines next to a face take what the Hessians leave of ``room``
+    modes = sorted((_with_hessian_shape(log_f, m, None if room is None else
+                                        room - (log_f.calls - start)) for m in modes),
+                   key=lambda m: -m.log_mass)
     floor = modes[0].log_mass + math.log(MIN_SHARE)
     return [m for m in modes if m.log_mass >= floor]
 
