@@ -68,7 +68,7 @@ def test_scale_rises_when_a_batch_exceeds_it_and_stored_values_follow():
     state.history.append(rec)
     log_t = torch.tensor([-796.0, -799.0], dtype=torch.float64)  # log targets: no unit
     state.buffer.append((torch.zeros(2, 1), log_t.clone(), torch.zeros(2)))
-    state.call = {"measures": {"identity": [list(Measurement(8, 4, 3.0, 0.1, 0.2))]},
+    state.call = {"measures": {"identity": [list(Measurement(8, 4, 3.0, 0.1, 0.2, 1.5))]},
                   "seen": [[torch.zeros(1, 1), torch.tensor([6.0], dtype=torch.float64)]]}
     state.final = {"weights": [torch.tensor([5.0], dtype=torch.float64)]}
     state.rescale(-800.0 + math.log(2.0))
@@ -76,7 +76,7 @@ def test_scale_rises_when_a_batch_exceeds_it_and_stored_values_follow():
     assert state.history[0].sdev == pytest.approx(0.25)
     assert state.history[0].rel_std == rec.rel_std
     assert state.buffer[0][1].tolist() == log_t.tolist()
-    assert state.call["measures"]["identity"][0] == pytest.approx([8, 4, 1.5, 0.1, 0.2])
+    assert state.call["measures"]["identity"][0] == pytest.approx([8, 4, 1.5, 0.1, 0.2, 1.5])
     assert float(state.call["seen"][0][1]) == pytest.approx(3.0)
     assert float(state.final["weights"][0]) == pytest.approx(2.5)
 

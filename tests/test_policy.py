@@ -11,7 +11,7 @@ import torch
 import flowint
 import integrands
 from flowint.result import IterationRecord
-from flowint.run.estimator import combine_pieces
+from flowint.run.estimator import Estimator, combine_pieces
 from flowint.run.model import Model, final_sizes, model
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
@@ -103,6 +103,24 @@ def test_model_recovers_the_convergence_rate():
     flat = model([list(Measurement(64, 8, 1.0, 1e-3, 0.5)),
                   list(Measurement(256, 8, 1.0, 2e-3, 0.5))])
     assert flat.a == 1.0
+
+
+def test_effective_sample_size_counts_magnitudes_not_cancellation():
+    """A sign-changing integrand's points see it even where the signs cancel: the ESS behind
+    ``Model.reliable`` is ``(Σ|w|)² / Σw²`` (here 4/5 of the points), not ``(Σw)² / Σw²``
+    (1/5), which left plain RQMC out of the signed camel 2-D's candidates at 10⁵ calls."""
+    w = torch.tensor([3.0, -1.0] * 128, dtype=torch.float64)  # mean 1, mean |w| 2, mean w² 5
+    m = Estimator.measurement([w[:128], w[128:]])
+    assert m.abs_ratio == pytest.approx(2.0)
+    signed = model([list(m)[:5]])  # as saved before abs_ratio was measured
+    counted = model([list(m)])
+    assert counted.ess == pytest.approx(256 * 4 / 5, rel=1e-2)
+    assert signed.ess == pytest.approx(256 / 5, rel=1e-2)
+    assert counted.reliable and not signed.reliable
+    # a positive integrand's ESS is unchanged
+    pos = Estimator.measurement([w.abs()[:128], w.abs()[128:]])
+    assert pos.abs_ratio == pytest.approx(1.0)
+    assert model([list(pos)]).ess == pytest.approx(model([list(pos)[:5]]).ess)
 
 
 def test_final_sets_double_where_the_measured_rate_pays():

@@ -114,8 +114,9 @@ class Estimator:
             return Measurement(int(w[0].shape[0]), len(w), 0.0, math.inf, math.inf)
         var_mean = float((means / ref).var()) if len(w) > 1 else math.inf
         var_point = float((pooled / (top * ref)).var())
+        abs_ratio = float((pooled / top).abs().mean()) / ref
         return Measurement(int(w[0].shape[0]), len(w), float(means.mean()) * top, var_mean,
-                           var_point)
+                           var_point, abs_ratio)
 
 
 def qmc_errors(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor, float]:

@@ -46,6 +46,9 @@ class Measurement(NamedTuple):
             ``mean²`` (to the largest ``|f/q|`` squared where the mean is 0).
         var_point: the per-point variance of ``f/q`` (pooled), what i.i.d. points would give,
             in the same relative units.
+        abs_ratio: ``mean |f/q| / |mean f/q|`` of the pooled points (1 where ``f`` keeps its
+            sign; ``∫|f| / |∫f|`` for a sign-changing one); NaN in measurements saved before
+            it was recorded.
     """
 
     n: int
@@ -53,6 +56,7 @@ class Measurement(NamedTuple):
     mean: float
     var_mean: float
     var_point: float
+    abs_ratio: float = math.nan
 
 
 class Piece(NamedTuple):
