@@ -79,7 +79,12 @@ def test_explore_off_always_trains():
 def test_time_limit_is_kept():
     f = integrands.get("camel:dim=8")
     r = flowint.integrate(f, 8, budget=10**8, time_limit=2.0, seed=0, **FAST)
-    assert r.wall_time < 5.0  # checked between iterations: one may run over
+    # checked between iterations: one may run over, and the final estimate's least points
+    # (16 x 64) come after the limit; measured in the run's own iteration times, so that a
+    # loaded machine (every step slower) does not fail it and an ignored limit still does
+    over = max(h.time for h in r.history) + sum(h.time for h in r.history
+                                                if h.phase == "final")
+    assert r.wall_time < 2.0 + over + 1.0
     assert r.n_evals < 10**8 and math.isfinite(r.mean) and r.sdev > 0
 
 
