@@ -20,6 +20,7 @@ from flowint import DEFAULTS, Integrator
 from flowint.result import IterationRecord
 from flowint.stats import (
     THRESHOLDS,
+    _gpd_shape,
     combine_final,
     pareto_k,
     pareto_k_threshold,
@@ -50,6 +51,30 @@ def test_pareto_k_bounded_and_light_tails() -> None:
     rng = np.random.default_rng(2)
     assert pareto_k(rng.random(16_000)) < -0.5  # bounded: k = -1
     assert abs(pareto_k(rng.exponential(size=16_000))) < 0.3  # exponential tail: k = 0
+
+
+def _clustered_tail(far: float) -> np.ndarray:
+    """Bounded weights whose largest 1342 (= 3√200000) sit in two tight clusters: 600 at the
+    threshold 1.25 and 200 near ``far`` (the piecewise-constant weights of an indicator sampled
+    through a per-axis grid look like this with ``far`` ≈ 3.4)."""
+    rng = np.random.default_rng(4)
+    w = 1.2 * rng.random(200_000)
+    w[:600] = 1.25 + 1e-3 * rng.random(600)
+    w[600:800] = far * (1.0 + 0.1 * rng.random(200))
+    return w
+
+
+def test_pareto_k_is_not_fooled_by_a_clustered_bounded_tail() -> None:
+    w = _clustered_tail(3.3)
+    a = np.sort(w)
+    m = math.ceil(3 * math.sqrt(w.size))
+    # the generalised Pareto fit alone reads the gap as a very heavy tail ...
+    assert _gpd_shape((a[-m:] - a[-m - 1]) / a[-1]) > 2.0
+    # ... Hill's log-spread (largest weight < 3 × the threshold) bounds it
+    assert pareto_k(w) < 0.3
+    assert not any("Pareto" in m for m in weight_diagnostics(torch.as_tensor(w))["warnings"])
+    # the same clusters 1000× out are a heavy tail, and still read as one
+    assert pareto_k(_clustered_tail(1000.0)) > 0.9
 
 
 def test_pareto_k_edge_cases() -> None:
