@@ -300,6 +300,37 @@ def seeds_table(groups: Sequence[Sequence[dict[str, Any]]]) -> str:
     return common.markdown_table(cols, body)
 
 
+def _sampler(record: dict[str, Any]) -> str:
+    """flowint's final sampler, from its note (``sampler flow; ...`` gives ``flow``)."""
+    note = str(record.get("note", ""))
+    return note.split(";")[0].removeprefix("sampler ").strip() if note.startswith("sampler ") \
+        else "?"
+
+
+def sampler_table(groups: Sequence[Sequence[dict[str, Any]]]) -> str:
+    """Over the seeds, flowint's RMS error by the sampler its runs ended in, beside the RMS
+    error of the best other right method (of the whole group) on the same seeds."""
+    cols = ["integrand", "flowint sampler", "seeds", "flowint rms err", "best other",
+            "its rms err on these seeds", "ratio"]
+    body = []
+    for group in groups:
+        q = over_seeds(group)
+        by: dict[str, list[tuple[float, float]]] = {}
+        for row in group:
+            recs = _by_method(row)
+            fl, other = recs.get("flowint"), recs.get(q["best"])
+            if _ok(fl):
+                by.setdefault(_sampler(fl), []).append(
+                    (_err(fl), _err(other) if _ok(other) else math.nan))
+        for name, pairs in sorted(by.items(), key=lambda kv: -len(kv[1])):
+            e_fl = math.sqrt(sum(a * a for a, _ in pairs) / len(pairs))
+            e_ot = math.sqrt(sum(b * b for _, b in pairs) / len(pairs))
+            body.append([group[0]["spec"], name, str(len(pairs)), common.fmt(e_fl, 2),
+                         q["best"], common.fmt(e_ot, 2),
+                         common.fmt(e_fl / e_ot) if e_ot > 0 else "—"])
+    return common.markdown_table(cols, body)
+
+
 def equal_time(row: dict[str, Any]) -> dict[str, Any]:
     """Each peer's sdev scaled to flowint's wall seconds, ``sdev·√(t_peer/t_flowint)``, and
     flowint's sdev over the smallest scaled sdev among the right peers."""
@@ -537,6 +568,8 @@ def tables(rows: Sequence[dict[str, Any]]) -> str:
                  + main_table(part))
         if several:
             text += "\n### Over seeds\n\n" + seeds_table(several)
+            text += ("\n### Over seeds, by the sampler flowint's run ended in\n\n"
+                     + sampler_table(several))
         text += "\n### Every run (first seed)\n\n" + detail_table(part)
         text += "\n### Equal wall time (first seed)\n\n" + time_table(part)
     if cost:
@@ -582,6 +615,18 @@ def _count(s: str) -> int:
     return int(float(s))
 
 
+def _seeds(s: str) -> list[int]:
+    """One seed (``7``) or an inclusive range (``41-140``)."""
+    lo, sep, hi = s.partition("-")
+    try:
+        first, last = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a seed or a range of seeds: {s!r}") from None
+    if last < first:
+        raise argparse.ArgumentTypeError(f"empty range of seeds: {s!r}")
+    return list(range(first, last + 1))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
@@ -592,9 +637,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="total calls per method (default 1e5 1.1e6; --quick 1e5)")
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--seed", type=int, default=None, help="one seed (as --seeds SEED)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None,
-                   help="seeds of the equal-cost rows (default 1); with several, the 'Over "
-                        "seeds' tables judge the goal on the RMS error over them")
+    p.add_argument("--seeds", nargs="+", type=_seeds, default=None,
+                   help="seeds of the equal-cost rows, each a number or a range such as "
+                        "41-140 (default 1); with several, the 'Over seeds' tables judge the "
+                        "goal on the RMS error over them")
     p.add_argument("--merge", nargs="+", type=Path, default=[],
                    help="results files of other runs whose rows join this one's (rows of "
                         "the same integrand, budget, seed and methods: this run's win)")
@@ -618,7 +664,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     if args.seed is not None and args.seeds is not None:
         raise SystemExit("give --seed or --seeds, not both")
-    seeds = args.seeds or [args.seed if args.seed is not None else 1]
+    seeds = ([s for group in args.seeds for s in group] if args.seeds
+             else [args.seed if args.seed is not None else 1])
     args.seed = seeds[0]  # the break-even rows' seed
     cases = [] if args.breakeven_only else (args.cases or (QUICK_CASES if args.quick
                                                            else CASES))
@@ -631,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     settings = {
         "cases (this run)": ", ".join(cases) or "—",
         "budgets (total calls per method)": ", ".join(f"{b:,}" for b in budgets),
-        "methods": ", ".join(args.methods), "seeds": ", ".join(map(str, seeds)),
+        "methods": ", ".join(args.methods), "seeds": seed_list(seeds),
         "flowint": "integrate(f, d, budget=B, seed=seed), defaults",
         "vegas": "5 × B/10 to adapt (discarded), then 5 × B/10 averaged",
         "rqmc": "16 scrambled Sobol sets of 2^m points, 16·2^m ≤ B",

@@ -314,12 +314,29 @@ def test_equal_cost_over_seeds_judges_the_rms_error():
     assert equal_cost.over_seeds(rows)["misses"] == [
         "flowint |pull| >= 3 on 1 of 3 seeds (max 5, 1 allowed)"]
     rows[2]["records"][0]["pull"] = 3.0
+    for row, note in zip(rows, ["sampler grid", "sampler identity; 1 warning(s): x",
+                                "sampler identity"], strict=True):
+        row["records"][0]["note"] = note
+    lines = equal_cost.sampler_table(list(groups.values())).splitlines()
+    assert lines[2] == "| camel:dim=2 | identity | 2 | 1.0e-05 | rqmc | 1.8e-05 | 0.566 |"
+    assert lines[3] == "| camel:dim=2 | grid | 1 | 2.0e-05 | rqmc | 1.0e-05 | 2 |"
     text = equal_cost.tables(rows)
     assert "### Over seeds" in text and "| camel:dim=2 | 1–3 |" in text
     assert "| 1.4e-05 | 3 (1) |" in text  # flowint's rms error, largest |pull| (seeds >= 3)
     # the main table shows the first seed only (seeds 2 and 3 have flowint err 1e-5)
     assert text.count("| camel:dim=2 | 2.0e-05 |") == 1
     assert "| camel:dim=2 | 1.0e-05 |" not in text
+
+
+def test_equal_cost_seeds_take_ranges():
+    import equal_cost
+
+    parser = equal_cost.build_parser()
+    assert parser.parse_args(["--seeds", "3", "5-7"]).seeds == [[3], [5, 6, 7]]
+    for bad in ("7-5", "x", "1-"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--seeds", bad])
+    assert equal_cost.seed_list([1, 2, 3, 7, 9, 10, 12, 13, 14]) == "1–3, 7, 9, 10, 12–14"
 
 
 def test_equal_cost_breakeven_formula():
