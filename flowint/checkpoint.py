@@ -168,7 +168,7 @@ def saved_settings(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, A
     blob = read_checkpoint(path)
     saved = {k: v for k, v in blob["settings"].items() if k in DEFAULTS}
     for key in ("dtype", "estimate_dtype"):
-        if isinstance(saved.get(key), str):
+        if isinstance(saved.get(key), str) and saved[key] != "auto":
             saved[key] = getattr(torch, saved[key])
     return saved, blob
 

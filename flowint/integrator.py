@@ -72,7 +72,8 @@ class Integrator:
                                steps_per_batch=s.steps_per_batch, minibatch=s.minibatch,
                                clip=s.clip, buffer=s.buffer, temper=s.temper,
                                lr_final=s.lr_final)
-        self.estimator = Estimator(dim, self.generator, s.estimate_dtype)
+        self.estimator = Estimator(dim, self.generator, torch.float64
+                                   if isinstance(s.estimate_dtype, str) else s.estimate_dtype)
         self._integrands: dict[int, Integrand] = {}
         self._since_checkpoint = 0
         #: A split run's channel integrators, ``{"+": ..., "-": ...}`` (empty until a call
@@ -138,14 +139,15 @@ class Integrator:
         """Points per training iteration (see :meth:`Policy.batch_size`)."""
         return self.policy.batch_size(budget)
 
-    def frozen_flow(self) -> Flow | ChannelMixture:
-        """A copy of the current flow in ``estimate_dtype`` (what the final estimate samples);
-        after a call that split a sign-changing integrand, the mixture of the channels' frozen
-        flows weighted by their ``|I|`` (:class:`~flowint.run.channels.ChannelMixture`)."""
+    def frozen_flow(self, dtype: torch.dtype | None = None) -> Flow | ChannelMixture:
+        """A copy of the current flow without gradients, in ``dtype`` (default:
+        ``estimate_dtype``, float64 for ``"auto"``); after a call that split a sign-changing
+        integrand, the mixture of the channels' frozen flows weighted by their ``|I|``
+        (:class:`~flowint.run.channels.ChannelMixture`, in the channels' default dtype)."""
         if self.channels and self.state.split_weights:
             return ChannelMixture({c: ch.frozen_flow() for c, ch in self.channels.items()},
                                   self.state.split_weights, self._channel_maps())
-        return self.estimator.freeze(self.flow)
+        return self.estimator.freeze(self.flow, dtype)
 
     def _channel_maps(self) -> dict[str, ChannelMap] | None:
         """The maps of a multi-channel run's channels (``None`` after a sign split)."""

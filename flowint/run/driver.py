@@ -153,7 +153,7 @@ class CallDriver:
         t0 = time.perf_counter()
         if action.candidate == "grid" and "grid" not in call:
             call["grid"] = adapted_grid(call.pop("seen"), self.f)
-        sampler = self.sampler(call, action.candidate)
+        sampler = self.sampler(call, action.candidate, self.integ.policy.measure_dtype())
         weights, us, fxs, log_qs, scales, log_ts = [], [], [], [], [], []
         for _ in range(action.k):
             u, log_q = self.integ.estimator.draw(self.state, sampler, action.n, qmc=True)
@@ -212,13 +212,15 @@ class CallDriver:
             raise ValueError("channels= needs a scalar integrand")
         return self.log_target(fx)
 
-    def sampler(self, call: dict[str, Any] | None, candidate: str) -> Flow | None:
-        """The frozen sampler of a candidate (``None``: the identity)."""
+    def sampler(self, call: dict[str, Any] | None, candidate: str,
+                dtype: torch.dtype | None = None) -> Flow | None:
+        """The frozen sampler of a candidate (``None``: the identity); a trained flow in
+        ``dtype`` (default: the estimator's)."""
         if candidate == "identity":
             return None
         if candidate == "grid":
             return grid_flow(call["grid"], self.integ.estimator.dtype)
-        return self.integ.frozen_flow()
+        return self.integ.frozen_flow(dtype)
 
     # ---------------------------------------------------------------- a whole call
     def call(self, budget: int, rtol: float | None, atol: float | None,
@@ -324,7 +326,8 @@ class CallDriver:
         key = {"candidate": action.candidate, "n": action.n, "k": action.k}
         loop = state.begin("final", key, first=len(state.history), weights=[],
                            next_check=MIN_RANDOMIZATIONS if qmc else 2)
-        sampler = self.sampler(call, action.candidate)
+        dtype = integ.policy.final_dtype(call, action, goal, state.history) if pieces else None
+        sampler = self.sampler(call, action.candidate, dtype)
         while not loop["done"] and len(loop["weights"]) < action.k:
             t0 = time.perf_counter()
             u, log_q = integ.estimator.draw(state, sampler, action.n, qmc=qmc)

@@ -58,9 +58,9 @@ class Estimator:
         self.generator = generator
         self.dtype = dtype
 
-    def freeze(self, flow: Flow) -> Flow:
-        """A copy of ``flow`` in the estimate dtype, without gradients."""
-        frozen = copy.deepcopy(flow).to(self.dtype)
+    def freeze(self, flow: Flow, dtype: torch.dtype | None = None) -> Flow:
+        """A copy of ``flow`` in ``dtype`` (default: the estimator's), without gradients."""
+        frozen = copy.deepcopy(flow).to(dtype or self.dtype)
         frozen.requires_grad_(False)
         return frozen
 

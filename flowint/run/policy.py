@@ -25,17 +25,23 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import torch
+
 from ..result import IterationRecord
 from .allocation import ChannelDecisions
 from .estimator import MIN_RANDOMIZATIONS
 from .model import Model, final_sizes, goal_var, model, pow2_floor, square
 from .state import Measurement, RunState
 
-__all__ = ["Action", "Policy"]
+__all__ = ["FLOAT32_FLOOR", "Action", "Policy", "flow_dtype", "training_trend"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
 GRID_PRIOR = 4.0            # the grid must be predicted this much better than the identity
+#: Relative error below which a call's final estimate samples a trained flow in float64 (with
+#: ``estimate_dtype="auto"``; above it float32, whose rounding changes the weights by under 1 %
+#: of their spread and their mean by under 1 % of its standard error: tests/test_policy.py).
+FLOAT32_FLOOR = 1e-5
 
 
 class Action(NamedTuple):
@@ -60,6 +66,62 @@ class Action(NamedTuple):
     planned_var: float = math.inf
 
 
+def flow_dtype(setting: Any, rel_error: float) -> torch.dtype:
+    """The dtype a trained flow is sampled in: ``setting`` (``estimate_dtype``) when it is a
+    dtype; for ``"auto"``, float32 — the dtype the flow was trained in, whose training
+    iterations the estimate reuses — unless the relative error to be reached is below
+    :data:`FLOAT32_FLOOR` (or unknown: NaN), then float64."""
+    if not isinstance(setting, str):
+        return setting
+    return torch.float32 if rel_error >= FLOAT32_FLOOR else torch.float64
+
+
+def tempered_batch(batch: int, beta: float, start: float | None = None) -> int:
+    """Points per training iteration while the target is tempered (``β < 1``): a quarter
+    batch (at least 256) when the call's tempering started below ``β = 0.1`` (``start``,
+    the first training iteration's ``β``) or ``β`` is below it now, else ``batch``.
+
+    Tempering advances ``β`` once per iteration, by what the weights allow (about ×1.4 in
+    16-D), so a target far from the start needs many iterations rather than many points:
+    the 16-D evidence problem starts at ``β ≈ 3·10⁻⁵`` and needs about 70 (with full
+    batches from ``β = 0.1`` on it reached ``β = 1`` only at the end of training, and its
+    error grew from 0.0026 to 0.06–0.14 at 2·10⁵ calls). A target that starts near 1
+    (the 16-D camel at 0.14) finishes in a few full batches, without the time of extra
+    iterations (60 s against 99 s at 10⁵ calls, the same result)."""
+    if beta >= 1.0:
+        return batch
+    if beta < 0.1 or (start is not None and start < 0.1):
+        return min(batch, max(256, batch // 4))
+    return batch
+
+
+def explore_size(budget: int, rtol: float | None = None, atol: float | None = None) -> int:
+    """Points per randomization of the smallest exploration size: about ``budget / 6000``,
+    a power of two (each static candidate then takes ``8 · 21 n``, 2.8 % of the budget);
+    with an error target, the budget is only a cap: sized as for ``10⁵`` calls at most."""
+    if rtol is not None or atol is not None:
+        budget = min(budget, 100_000)
+    target = min(max(budget / 6000, 16), 4096)
+    return 2 ** int(math.floor(math.log2(target)))
+
+
+def training_trend(train: list[IterationRecord]) -> tuple[float, float, float]:
+    """``(ρ, |I|, r)`` of recent training: median relative std per sample, median
+    integral, and the rate ``r`` at which ``log ρ`` falls per call (from the medians of
+    the older and newer halves of the last iterations)."""
+    recent = train[-16:]
+    half = len(recent) // 2
+    older, newer = recent[:half], recent[half:]
+    rho = _median([r.rel_std for r in newer])
+    before = _median([r.rel_std for r in older])
+    mean = abs(_median([r.mean for r in newer]))
+    calls = 0.5 * (sum(r.n for r in older) + sum(r.n for r in newer))
+    rate = 0.0
+    if rho > 0 and before > 0 and math.isfinite(rho) and math.isfinite(before) and calls > 0:
+        rate = max(0.0, math.log(before / rho) / calls)
+    return rho, mean, rate
+
+
 class Policy(ChannelDecisions):
     """Budget decisions for one integrator (see the module doc; sign-changing integrands:
     :mod:`flowint.run.allocation`).
@@ -73,6 +135,10 @@ class Policy(ChannelDecisions):
         self.dim = dim
         self.settings = settings
 
+    tempered_batch = staticmethod(tempered_batch)
+    explore_size = staticmethod(explore_size)
+    training_trend = staticmethod(training_trend)
+
     # ---------------------------------------------------------------- sizes
     def batch_size(self, budget: int | None = None) -> int:
         """Points per training iteration: the setting, else grows with ``dim``, capped by the
@@ -83,35 +149,6 @@ class Policy(ChannelDecisions):
         if budget is not None:
             n = min(n, max(100, budget // 30))
         return n
-
-    @staticmethod
-    def tempered_batch(batch: int, beta: float, start: float | None = None) -> int:
-        """Points per training iteration while the target is tempered (``β < 1``): a quarter
-        batch (at least 256) when the call's tempering started below ``β = 0.1`` (``start``,
-        the first training iteration's ``β``) or ``β`` is below it now, else ``batch``.
-
-        Tempering advances ``β`` once per iteration, by what the weights allow (about ×1.4 in
-        16-D), so a target far from the start needs many iterations rather than many points:
-        the 16-D evidence problem starts at ``β ≈ 3·10⁻⁵`` and needs about 70 (with full
-        batches from ``β = 0.1`` on it reached ``β = 1`` only at the end of training, and its
-        error grew from 0.0026 to 0.06–0.14 at 2·10⁵ calls). A target that starts near 1
-        (the 16-D camel at 0.14) finishes in a few full batches, without the time of extra
-        iterations (60 s against 99 s at 10⁵ calls, the same result)."""
-        if beta >= 1.0:
-            return batch
-        if beta < 0.1 or (start is not None and start < 0.1):
-            return min(batch, max(256, batch // 4))
-        return batch
-
-    @staticmethod
-    def explore_size(budget: int, rtol: float | None = None, atol: float | None = None) -> int:
-        """Points per randomization of the smallest exploration size: about ``budget / 6000``,
-        a power of two (each static candidate then takes ``8 · 21 n``, 2.8 % of the budget);
-        with an error target, the budget is only a cap: sized as for ``10⁵`` calls at most."""
-        if rtol is not None or atol is not None:
-            budget = min(budget, 100_000)
-        target = min(max(budget / 6000, 16), 4096)
-        return 2 ** int(math.floor(math.log2(target)))
 
     def explores(self, budget: int, n_train: int | None) -> bool:
         """Whether a call measures the static candidates before training."""
@@ -236,23 +273,6 @@ class Policy(ChannelDecisions):
         return self._choose_best(call, statics, train, left, goal, history)
 
     # ---------------------------------------------------------------- predictions
-    @staticmethod
-    def training_trend(train: list[IterationRecord]) -> tuple[float, float, float]:
-        """``(ρ, |I|, r)`` of recent training: median relative std per sample, median
-        integral, and the rate ``r`` at which ``log ρ`` falls per call (from the medians of
-        the older and newer halves of the last iterations)."""
-        recent = train[-16:]
-        half = len(recent) // 2
-        older, newer = recent[:half], recent[half:]
-        rho = _median([r.rel_std for r in newer])
-        before = _median([r.rel_std for r in older])
-        mean = abs(_median([r.mean for r in newer]))
-        calls = 0.5 * (sum(r.n for r in older) + sum(r.n for r in newer))
-        rate = 0.0
-        if rho > 0 and before > 0 and math.isfinite(rho) and math.isfinite(before) and calls > 0:
-            rate = max(0.0, math.log(before / rho) / calls)
-        return rho, mean, rate
-
     def _static_score(self, candidate: str, m: Model, left: float, goal: float | None) -> float:
         """:meth:`_final_var`, with the grid handicapped by :data:`GRID_PRIOR`: a per-axis map
         bends a smooth integrand's quasi-random structure, and its rate measured on small sets
@@ -421,6 +441,28 @@ class Policy(ChannelDecisions):
         rho, mean, _ = self.training_trend(train)
         return square(rho) / (self._flow_gain(call, left / MIN_RANDOMIZATIONS)
                                     * max(left, 1.0))
+
+    # ---------------------------------------------------------------- the flow's dtype
+    def measure_dtype(self) -> torch.dtype:
+        """The dtype a call measures its trained flow in (:func:`flow_dtype`: float32 with
+        ``estimate_dtype="auto"``: a measurement estimates a spread far above rounding)."""
+        return flow_dtype(self.settings.estimate_dtype, math.inf)
+
+    def final_dtype(self, call: dict[str, Any], action: Action, goal: float | None,
+                    history: list[IterationRecord]) -> torch.dtype:
+        """The dtype of the trained flow in a call's final estimate (:func:`flow_dtype` of
+        the relative error asked for, ``goal`` over the integral; else of the one predicted,
+        ``√action.planned_var``; without a measured quasi-random gain, training's
+        ``ρ / √N`` with the largest gain the model extrapolates, 100)."""
+        train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
+        rho, mean, _ = training_trend(train)
+        var = float(action.planned_var)
+        if goal is not None:
+            rel = goal / abs(mean) if mean != 0 else 0.0
+        else:
+            rel = math.sqrt(var) if 0 <= var < math.inf else \
+                rho / math.sqrt(100.0 * max(action.n * action.k, 1))
+        return flow_dtype(self.settings.estimate_dtype, rel)
 
     # ---------------------------------------------------------------- standalone training
     def converged(self, train: list[IterationRecord], beta: float) -> bool:

@@ -52,7 +52,14 @@ class Settings:
         reuse: let the training iterations enter the estimate (weights fixed before each
             iteration's draw; see :mod:`flowint.run.estimator`).
         dtype: training dtype of the flow.
-        estimate_dtype: dtype of the frozen flow in the final estimate.
+        estimate_dtype: dtype of the frozen flow in the final estimate: ``torch.float64``,
+            ``torch.float32`` or ``"auto"`` (the default: a call's measurements and final
+            estimate push their points through a trained flow in float32 — the dtype it was
+            trained in, whose training iterations the estimate reuses — unless the final
+            estimate is predicted, or asked, to reach a relative error below
+            :data:`~flowint.run.policy.FLOAT32_FLOOR`; the identity, the grid,
+            :meth:`~flowint.Integrator.sample` and :meth:`~flowint.Integrator.estimate` use
+            float64).
         qmc: final estimate from independently scrambled Sobol base points.
         device: torch device (default CPU).
         seed: int or generator; the only source of randomness.
@@ -111,7 +118,7 @@ class Settings:
     explore: bool = True
     reuse: bool = True
     dtype: torch.dtype = torch.float32
-    estimate_dtype: torch.dtype = torch.float64
+    estimate_dtype: Any = "auto"
     qmc: bool = True
     device: Any = None
     seed: Any = None
@@ -162,6 +169,10 @@ class Settings:
         if isinstance(self.channels, str) and self.channels == "default":
             object.__setattr__(self, "channels", _default_channels(self.log))
         _check_channels(self.channels)
+        if not (self.estimate_dtype in (torch.float32, torch.float64)
+                or (isinstance(self.estimate_dtype, str) and self.estimate_dtype == "auto")):
+            raise ValueError("estimate_dtype must be torch.float32, torch.float64 or 'auto', "
+                             f"got {self.estimate_dtype!r}")
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
                 or not math.isfinite(lr):
