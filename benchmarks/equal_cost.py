@@ -195,12 +195,9 @@ def allowed_tail(seeds: int, rate: float = TAIL_RATE, level: float = TAIL_LEVEL)
     """The most seeds with |pull| >= :data:`PULL_LIMIT` that honest error bars give with
     probability at least ``1 - level`` over ``seeds`` seeds: the smallest ``k`` with
     ``P(Binomial(seeds, rate) > k) <= level`` (0 for one seed, 1 for 5, 2 for 40, 5 for 140)."""
-    below = 0.0
-    for k in range(seeds + 1):
-        below += math.comb(seeds, k) * rate**k * (1.0 - rate) ** (seeds - k)
-        if 1.0 - below <= level + 1e-12:
-            return k
-    return seeds
+    from scipy.stats import binom
+
+    return int(binom.ppf(1.0 - level, seeds, rate))
 
 
 def over_seeds(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -220,15 +217,16 @@ def over_seeds(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
         sane = [r for r in ok if math.isfinite(F(r["sdev"])) and F(r["sdev"]) > 0
                 and math.isfinite(F(r["pull"]))]
         tail = sum(1 for r in sane if abs(F(r["pull"])) >= PULL_LIMIT)
+        allowed = allowed_tail(len(recs))
         per[m] = {"seeds": len(ok), "failed": len(recs) - len(ok),
                   "rms": math.sqrt(sum(e * e for e in errs) / len(errs)) if errs else math.nan,
                   "rms_sdev": math.sqrt(sum(v * v for v in sdevs) / len(sdevs)) if sdevs
                   else math.nan,
                   "max_pull": max(pulls) if pulls else math.nan, "tail": tail,
-                  "allowed": allowed_tail(len(recs)),
+                  "allowed": allowed,
                   "seconds": sum(F(r["wall_time"]) for r in ok) / len(ok) if ok else math.nan,
                   "right": bool(ok) and len(sane) == len(recs)
-                  and tail <= allowed_tail(len(recs))
+                  and tail <= allowed
                   and all(abs(F(r["pull"])) < GROSS_PULL for r in sane)}
     spec, budget = group[0]["spec"], group[0]["budget"]
     strict = spec in STRICT_CASES and budget >= STRICT_BUDGET

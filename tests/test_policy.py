@@ -314,6 +314,7 @@ def test_float32_rounding_is_far_below_the_weights_spread():
     with torch.no_grad():
         x64, log_q64 = est.freeze(flow, torch.float64).transform_base(z)
         x32, log_q32 = est.freeze(flow, torch.float32).transform_base(z.float())
+    assert x32.dtype == log_q32.dtype == torch.float32 and log_q64.dtype == torch.float64
     w64 = f(x64) * torch.exp(-log_q64)
     w32 = f(x32.double()) * torch.exp(-log_q32.double())
     spread = float(w64.std())
