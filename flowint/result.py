@@ -50,8 +50,11 @@ class IterationRecord:
     """One iteration of the integrator.
 
     Attributes:
-        phase: ``"warmup"`` (per-axis grid adaptation), ``"train"`` (flow training) or
-            ``"final"`` (frozen flow; only these enter the final estimate).
+        phase: ``"warmup"`` (per-axis grid adaptation), ``"train"`` (flow training),
+            ``"identity"``, ``"grid"`` or ``"flow"`` (quasi-random randomizations measuring
+            that candidate sampler; also final sets abandoned for larger ones,
+            :mod:`flowint.run.replan`) or ``"final"`` (the frozen sampler; only these, and
+            with ``reuse`` late training iterations, enter the final estimate).
         n: integrand evaluations in the iteration.
         mean: the iteration's own estimate of the integral.
         sdev: its standard error.

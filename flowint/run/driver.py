@@ -8,6 +8,7 @@ decides nothing: every choice is :class:`~flowint.run.policy.Policy`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -319,15 +320,33 @@ class CallDriver:
     # ---------------------------------------------------------------- the final estimate
     def final(self, call: dict[str, Any], action: Action, goal: float | None,
               rtol: float | None, atol: float | None, bar: Any, pieces: bool = True) -> Result:
-        """The final estimate of ``action`` (staged stopping with a goal), combined with the
+        """The final estimate of ``action`` (staged stopping with a goal; started again with
+        larger sets when the policy re-plans, :mod:`flowint.run.replan`), combined with the
         call's training iterations when ``reuse`` is on."""
         state, integ = self.state, self.integ
-        qmc = bool(integ.settings.qmc) and action.k >= FEWEST_RANDOMIZATIONS
-        key = {"candidate": action.candidate, "n": action.n, "k": action.k}
-        loop = state.begin("final", key, first=len(state.history), weights=[],
-                           next_check=MIN_RANDOMIZATIONS if qmc else 2)
-        dtype = integ.policy.final_dtype(call, action, goal, state.history) if pieces else None
-        sampler = self.sampler(call, action.candidate, dtype)
+        while True:
+            qmc = bool(integ.settings.qmc) and action.k >= FEWEST_RANDOMIZATIONS
+            key = {"candidate": action.candidate, "n": action.n, "k": action.k}
+            loop = state.begin("final", key, first=len(state.history), weights=[],
+                               next_check=MIN_RANDOMIZATIONS if qmc else 2)
+            dtype = integ.policy.final_dtype(call, action, goal, state.history) if pieces \
+                else None
+            new = self._final_sets(call, action, loop, self.sampler(call, action.candidate, dtype),
+                                   goal, rtol, atol, bar, qmc)
+            if new is None:
+                break
+            action = new
+        weights, first = loop["weights"], loop["first"]
+        state.end("final")
+        kept = self.training_pieces(call) if pieces and integ.settings.reuse else []
+        return build_result(self, call, action, weights, state.history[first:], qmc, kept)
+
+    def _final_sets(self, call: dict[str, Any], action: Action, loop: dict[str, Any],
+                    sampler: Any, goal: float | None, rtol: float | None, atol: float | None,
+                    bar: Any, qmc: bool) -> Action | None:
+        """Draw ``action``'s sets into ``loop`` until the goal is met or they run out; the new
+        action when the policy re-plans (the sets so far then become a measurement)."""
+        state, integ = self.state, self.integ
         while not loop["done"] and len(loop["weights"]) < action.k:
             t0 = time.perf_counter()
             u, log_q = integ.estimator.draw(state, sampler, action.n, qmc=qmc)
@@ -342,12 +361,16 @@ class CallDriver:
                 stop, loop["next_check"] = next_stage(k, mean, sdev, live_goal,
                                                       loop["next_check"])
                 loop["done"] = stop
+                if not stop and live_goal is not None and qmc:
+                    new = integ.policy.replan(call, action, loop["weights"], sdev, live_goal,
+                                              state.history, loop["first"])
+                    if new is not None:
+                        abandon(state.history, call, action.candidate, loop["first"], *new)
+                        integ.checkpoint_step(done=True)  # a resumed run follows the decision
+                        return new[0]
             loop["done"] = loop["done"] or len(loop["weights"]) >= action.k
             integ.checkpoint_step(loop["done"])
-        weights, first = loop["weights"], loop["first"]
-        state.end("final")
-        kept = self.training_pieces(call) if pieces and integ.settings.reuse else []
-        return build_result(self, call, action, weights, state.history[first:], qmc, kept)
+        return None
 
     def training_pieces(self, call: dict[str, Any]) -> list[Piece]:
         """The call's training iterations that enter the estimate: those of the second half
@@ -362,6 +385,15 @@ class CallDriver:
             planned = square(prev.rel_std) / rec.n  # relative to the integral squared
             out.append(Piece(rec.n, rec.mean, rec.sdev, planned))
         return out
+
+
+def abandon(history: list[IterationRecord], call: dict[str, Any], candidate: str, first: int,
+            new: Action, measurement: list[Any]) -> None:
+    """Turn the final sets from ``history[first]`` on into a measurement of ``candidate``
+    (their records are relabelled ``candidate``) and make ``new`` the call's final action."""
+    history[first:] = [dataclasses.replace(r, phase=candidate) for r in history[first:]]
+    call.setdefault("measures", {}).setdefault(candidate, []).append(measurement)
+    call["final_action"] = list(new)
 
 
 def iteration_record(phase: str, w: Tensor, seconds: float, **extra: float) -> IterationRecord:

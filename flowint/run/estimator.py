@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch import Tensor
 
 from ..flows import Flow
 from ..result import chi2_q
+from .sobol import MAX_DIM, scrambled_sobol_array
 from .state import Measurement, Piece, RunState
 
 __all__ = ["FEWEST_RANDOMIZATIONS", "Combined", "Estimator", "MIN_RANDOMIZATIONS",
@@ -40,7 +40,6 @@ MIN_RANDOMIZATIONS = 16
 #: 16 sets of ``2^(m-1)`` lose a factor ``2^(a-1)`` in variance against 12–15 sets of ``2^m``
 #: (11 degrees of freedom: Student's t 66.1 / 92.9 / 98.8 % within 1σ / 2σ / 3σ).
 FEWEST_RANDOMIZATIONS = 12
-_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 _CHUNK = 4096  # points pushed through the flow at a time (no gradients)
 
 
@@ -192,20 +191,17 @@ def scrambled_sobol(n: int, dim: int, gen: torch.Generator, dtype: torch.dtype,
                     device: torch.device) -> Tensor:
     """``n`` points of a freshly scrambled Sobol sequence (one independent randomization).
 
-    The sequence uses 64-bit digits: scipy's default of 30 bits quantizes every coordinate to
-    multiples of 2^-30, which left one randomization of a smooth 18-D integrand off by 2^-24
-    and is far above the spread that 2^16 points of a smooth integrand reach. Points are kept
-    strictly below 1 (a 64-bit digit string can round up to 1.0 in float64).
+    Linear matrix scrambling and a digital shift of 64-bit digits
+    (:func:`flowint.run.sobol.scrambled_sobol_array`; its random bits come from ``gen``):
+    scipy's default of 30 bits quantizes every coordinate to multiples of 2^-30, which left one
+    randomization of a smooth 18-D integrand off by 2^-24 and is far above the spread that
+    2^16 points of a smooth integrand reach. Points lie in ``[0, 1)``. Beyond
+    :data:`~flowint.run.sobol.MAX_DIM` dimensions the points are i.i.d. uniform.
     """
-    if dim > 21201:
+    if dim > MAX_DIM:
         return torch.rand(n, dim, generator=gen, dtype=dtype, device=device)
-    from scipy.stats import qmc
-
     seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # balance warning for n not a power of two
-        pts = qmc.Sobol(dim, scramble=True, seed=seed, bits=64).random(n)
-    np.minimum(pts, _BELOW_ONE, out=pts)
+    pts = scrambled_sobol_array(n, dim, np.random.default_rng(seed))
     return torch.as_tensor(pts, dtype=dtype, device=device)
 
 

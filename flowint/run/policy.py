@@ -31,6 +31,7 @@ from ..result import IterationRecord
 from .allocation import ChannelDecisions
 from .estimator import MIN_RANDOMIZATIONS
 from .model import Model, final_sizes, goal_var, model, pow2_floor, square
+from .replan import replan
 from .state import Measurement, RunState
 
 __all__ = ["FLOAT32_FLOOR", "Action", "Policy", "flow_dtype", "training_trend"]
@@ -42,6 +43,13 @@ GRID_PRIOR = 4.0            # the grid must be predicted this much better than t
 #: ``estimate_dtype="auto"``; above it float32, whose rounding changes the weights by under 1 %
 #: of their spread and their mean by under 1 % of its standard error: tests/test_policy.py).
 FLOAT32_FLOOR = 1e-5
+#: With an error target, the final sets of a trained flow are sized for this fraction of the
+#: calls the target is predicted to need: that prediction, from the training iterations'
+#: ``ρ`` (which lags a flow still improving) and an extrapolated quasi-random gain, can be
+#: several times too high or too low, and at least 16 sets are drawn. Sets found too small
+#: grow (:mod:`flowint.run.replan`); sets too large cannot shrink (camel 8-D at
+#: ``rtol=1e-3``: sized for 586,000 calls, 16 sets of 32,768 where 250,000 calls sufficed).
+FLOW_NEED_SHRINK = 4.0
 
 
 class Action(NamedTuple):
@@ -394,8 +402,8 @@ class Policy(ChannelDecisions):
         calls = left
         if goal is not None:
             need = self.calls_needed(call, choice, goal, history)
-            if need is not None:
-                calls = min(left, need)
+            if need is not None:  # the flow's need is a rough guess: sets that may grow
+                calls = min(left, need / (FLOW_NEED_SHRINK if choice == "flow" else 1.0))
         n = max(calls / MIN_RANDOMIZATIONS, 2.0)
         if left >= 2 * MIN_RANDOMIZATIONS:
             n = min(n, left / MIN_RANDOMIZATIONS)
@@ -404,6 +412,14 @@ class Policy(ChannelDecisions):
             size = min(size, pow2_floor(max(left / MIN_RANDOMIZATIONS, 2)))
         size = min(size, pow2_floor(left))  # never more calls than are left
         return Action("final", choice, size, max(int(left // size), 1), planned)
+
+    def replan(self, call: dict[str, Any], action: Action, weights: list[Any], sdev: float,
+               goal: float, history: list[IterationRecord],
+               first: int) -> tuple[Action, list[Any]] | None:
+        """A larger-set final action and the measurement of the sets so far, where starting
+        the final estimate again is predicted to take under half the seconds of going on
+        (:func:`flowint.run.replan.replan`); else ``None``."""
+        return replan(call, action, weights, sdev, goal, history, first, EXPLORE_RANDOMIZATIONS)
 
     @staticmethod
     def _final_rate(call: dict[str, Any], choice: str) -> float:

@@ -1,0 +1,79 @@
+"""The randomized Sobol points of flowint.run.sobol: net property, uniformity, the
+quasi-random variance of scipy's scrambling, and the estimator's use of them."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.stats import qmc
+
+from flowint.run.estimator import scrambled_sobol
+from flowint.run.sobol import MAX_DIM, direction_numbers, scrambled_sobol_array
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    """A smooth product integrand on the cube with integral 1."""
+    return np.prod(1.0 + 0.9 * np.sin(2 * math.pi * x) + (x - 0.5), axis=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_elementary_interval_holds_one_point(seed):
+    # a (0, m, 2)-net: every box of 2^p by 2^(m-p) equal parts holds exactly one of 2^m points
+    m = 10
+    x = scrambled_sobol_array(2**m, 3, np.random.default_rng(seed))
+    for dims in ((0, 1),):
+        for p in range(m + 1):
+            a = np.floor(x[:, dims[0]] * 2**p).astype(np.int64)
+            b = np.floor(x[:, dims[1]] * 2 ** (m - p)).astype(np.int64)
+            counts = np.bincount(a * 2 ** (m - p) + b, minlength=2**m)
+            assert counts.min() == 1 and counts.max() == 1, p
+
+
+def test_points_lie_in_the_half_open_cube_with_the_right_shape():
+    rng = np.random.default_rng(3)
+    x = scrambled_sobol_array(1000, 5, rng)  # not a power of two: the first 1000 of 1024
+    assert x.shape == (1000, 5) and x.dtype == np.float64
+    assert (x >= 0).all() and (x < 1).all()
+    assert len(np.unique(x[:, 0])) == 1000
+
+
+def test_one_point_is_uniform_over_randomizations():
+    rng = np.random.default_rng(4)
+    firsts = np.array([scrambled_sobol_array(16, 4, rng)[5] for _ in range(2000)])
+    for j in range(4):
+        assert stats.kstest(firsts[:, j], "uniform").pvalue > 1e-6
+
+
+def test_set_means_are_unbiased_with_scipys_quasi_random_variance():
+    rng = np.random.default_rng(5)
+    n, reps, dim = 1024, 300, 3
+    ours = np.array([_smooth(scrambled_sobol_array(n, dim, rng)).mean() for _ in range(reps)])
+    ref = np.array([_smooth(qmc.Sobol(dim, scramble=True, seed=s, bits=64).random(n)).mean()
+                    for s in range(reps)])
+    assert abs(ours.mean() - 1.0) < 5 * ours.std(ddof=1) / math.sqrt(reps)
+    iid = _smooth(rng.random((100_000, dim))).var() / n
+    assert ours.var(ddof=1) < iid / 100  # randomized points alone would give ~iid
+    ratio = ours.var(ddof=1) / ref.var(ddof=1)
+    assert 0.6 < ratio < 1.7, ratio
+
+
+def test_same_generator_state_same_points_and_fresh_state_new_points():
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    cpu = torch.device("cpu")
+    a = scrambled_sobol(256, 6, g1, torch.float64, cpu)
+    b = scrambled_sobol(256, 6, g2, torch.float64, cpu)
+    assert torch.equal(a, b)
+    c = scrambled_sobol(256, 6, g1, torch.float32, cpu)
+    assert c.dtype == torch.float32 and not torch.allclose(a.float(), c)
+
+
+def test_direction_numbers_are_cached_read_only_and_checked():
+    sv = direction_numbers(4)
+    assert sv.shape == (4, 64) and sv.dtype == np.uint64 and not sv.flags.writeable
+    assert direction_numbers(4) is sv
+    with pytest.raises(ValueError, match="dim"):
+        direction_numbers(MAX_DIM + 1)
+    with pytest.raises(ValueError, match="n must be"):
+        scrambled_sobol_array(0, 2, np.random.default_rng(0))
