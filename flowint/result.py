@@ -114,8 +114,9 @@ class Result:
             quasi-Monte Carlo), ``"grid"`` (quasi-random points through a per-axis grid),
             ``"flow"`` (through the trained flow) or ``"channels"`` (a sign-changing integrand
             split into its positive and negative parts; see ``channels``).
-        seconds: seconds spent in the integrand (``"f"``), in training steps (``"train"``) and
-            in sampling samplers (``"sample"``); ``wall_time`` is the whole call.
+        seconds: seconds spent in the integrand (``"f"``), in training (``"train"``: drawing
+            the training batches and the gradient steps) and in sampling the measured and
+            final samplers (``"sample"``); ``wall_time`` is the whole call.
         n_evals_reused: training evaluations that entered the estimate (with weights fixed
             before their draw; see :mod:`flowint.run.estimator`).
         chi2_tests: what ``chi2`` and ``Q`` test: ``"training iterations against the final

@@ -60,6 +60,10 @@ def test_peaked_integrand_trains_and_reuses_its_training():
     assert r.chi2_tests == "training iterations against the final estimate"
     assert abs(r.pull(f.exact)) < 5
     assert set(r.seconds) == {"f", "train", "sample"} and r.seconds["train"] > 0
+    # training's seconds include drawing its batches: the iterations' own times are covered
+    train_time = sum(h.time for h in r.history if h.phase == "train")
+    assert train_time <= r.seconds["train"] + r.seconds["f"] + 0.02 * train_time
+    assert sum(r.seconds.values()) <= r.wall_time
 
 
 def test_same_seed_same_result():

@@ -132,6 +132,7 @@ class CallDriver:
         warming = self.state.warmed < int(integ.settings.warmup)
         with torch.no_grad():
             u, log_q0 = integ.flow.sample(n, seed=integ.generator)
+        self.state.add_seconds("train", time.perf_counter() - t0)  # drawing is training too
         log_q0 = log_q0.to(torch.float64)
         fx = self.evaluate(u)
         if warming:

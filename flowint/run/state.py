@@ -88,7 +88,9 @@ class RunState:
         beta: the tempering exponent of the training target ``|f|^beta``.
         lr_scale: factor on the learning rate (halved when a step produced non-finite values).
         warmed: per-axis grid refinements done.
-        seconds: seconds spent in ``f``, in training steps and in sampling the flow.
+        seconds: seconds spent in ``f`` (``"f"``), in training (``"train"``: drawing the
+            batches and the gradient steps) and in sampling the estimator's samplers
+            (``"sample"``).
         buffer: evaluated training batches ``(u, log_target, log_q0)`` kept for re-use
             (``log_target`` is ``log |f|`` or of a norm, in absolute units).
         call, train, final: progress of the loops in flight (``None`` when idle).
