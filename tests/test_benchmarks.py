@@ -404,3 +404,20 @@ def test_channel_alpha_tiny(tmp_path, monkeypatch):
     if not taken:  # the two runs are then the same run
         assert ratio == 1.0 and row[6] == row[8]
     assert math.isfinite(ratio) and abs(row[7]) < 5
+
+
+def test_rqmc_sets_tiny(tmp_path):
+    """benchmarks/rqmc_sets.py: one integrand, a few seeds, small sets; the table has a row
+    per number of sets, the 16-set row is the unit, and a smooth integrand's larger sets at
+    equal calls are more precise over the seeds."""
+    import rqmc_sets
+
+    res = rqmc_sets.run_case("gaussian:dim=2", 12, 12)
+    assert sorted(res) == [4, 8, 16]
+    assert all(r["rms"] > 0 and 0 <= r["tail3"] <= 1 for r in res.values())
+    assert res[4]["rms"] < res[16]["rms"]
+    out = tmp_path / "sets.md"
+    assert rqmc_sets.main(["--cases", "gaussian:dim=2", "--seeds", "3", "--calls-log2", "10",
+                           "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("| gaussian:dim=2 |") == 3 and "RMS pull" in text
