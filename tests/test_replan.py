@@ -14,7 +14,7 @@ import flowint
 import integrands
 from flowint.result import IterationRecord
 from flowint.run.policy import Action, Policy
-from flowint.run.replan import REPLAN_GAIN, replan, set_costs
+from flowint.run.replan import REPLAN_GAIN, REPLAN_MARGIN, replan, set_costs
 
 K = 8  # sets per measurement record
 
@@ -47,15 +47,16 @@ def test_small_sets_with_a_large_fixed_cost_grow():
     sdev, goal = 10.0, 1.0  # 1.05 * 16 * 100 = 1680 sets of 64 in all
     out = replan({"history_start": 0}, action, _weights(n), sdev, goal, hist, 1, K)
     assert out is not None
-    new, measurement = out
-    calls = 1.05 * 16 * 100 * n
+    new, measurement, first_look = out
+    calls = REPLAN_MARGIN * 1.05 * 16 * 100 * n  # the predicted need, with a margin
     assert new.n == 2 ** math.floor(math.log2(calls / 16)) and new.n > n
     assert new.k == (k_max - 16) * n // new.n
     assert new.candidate == "flow" and new.planned_var == action.planned_var
     assert measurement[:2] == [n, 16]
+    # the new sets are counted before they are drawn: no look at the goal before them
+    assert first_look == math.ceil(calls / new.n) >= 16
     # the decision it made: predicted seconds under REPLAN_GAIN of going on
-    sets = math.ceil(calls / new.n)
-    assert sets * (5e-3 + 1e-5 * new.n) < REPLAN_GAIN * (1680 - 16) * (5e-3 + 1e-5 * n)
+    assert first_look * (5e-3 + 1e-5 * new.n) < REPLAN_GAIN * (1680 - 16) * (5e-3 + 1e-5 * n)
 
 
 def test_small_sets_stay_where_points_cost_more_than_sets():
@@ -105,6 +106,8 @@ def test_a_run_whose_plan_was_far_too_small_grows_its_sets_and_stays_right(monke
         assert size > 4
         finals = [h for h in r.history if h.phase == "final"]
         assert r.n_evals_final == sum(h.n for h in finals) >= 16 * size
+        first_look = math.ceil(REPLAN_MARGIN * 1.05 * (16 * 4) / size)  # at least, see above
+        assert len(finals) >= max(first_look, 16)
         assert abs(r.mean - f.exact) <= 1e-5 * abs(f.exact) * 6  # goal met within 6 bars
         pulls.append(r.pull(f.exact))
     t = torch.tensor(pulls)

@@ -328,8 +328,8 @@ class CallDriver:
         while True:
             qmc = bool(integ.settings.qmc) and action.k >= FEWEST_RANDOMIZATIONS
             key = {"candidate": action.candidate, "n": action.n, "k": action.k}
-            loop = state.begin("final", key, first=len(state.history), weights=[],
-                               next_check=MIN_RANDOMIZATIONS if qmc else 2)
+            look = call.get("first_look") or (MIN_RANDOMIZATIONS if qmc else 2)
+            loop = state.begin("final", key, first=len(state.history), weights=[], next_check=look)
             dtype = integ.policy.final_dtype(call, action, goal, state.history) if pieces \
                 else None
             new = self._final_sets(call, action, loop, self.sampler(call, action.candidate, dtype),
@@ -389,12 +389,13 @@ class CallDriver:
 
 
 def abandon(history: list[IterationRecord], call: dict[str, Any], candidate: str, first: int,
-            new: Action, measurement: list[Any]) -> None:
+            new: Action, measurement: list[Any], first_look: int) -> None:
     """Turn the final sets from ``history[first]`` on into a measurement of ``candidate``
-    (their records are relabelled ``candidate``) and make ``new`` the call's final action."""
+    (their records are relabelled ``candidate``) and make ``new`` the call's final action,
+    whose goal is first looked at after ``first_look`` sets."""
     history[first:] = [dataclasses.replace(r, phase=candidate) for r in history[first:]]
     call.setdefault("measures", {}).setdefault(candidate, []).append(measurement)
-    call["final_action"] = list(new)
+    call["final_action"], call["first_look"] = list(new), int(first_look)
 
 
 def iteration_record(phase: str, w: Tensor, seconds: float, **extra: float) -> IterationRecord:

@@ -395,7 +395,7 @@ class Policy(ChannelDecisions):
     def final_action(self, call: dict[str, Any], choice: str, left: float,
                      goal: float | None, history: Any) -> Action:
         """The final estimate with ``choice``: randomizations of a power-of-two size. With a
-        fixed budget, :func:`~flowint.run.model.final_sizes` of the calls left (8–15 larger
+        fixed budget, :func:`~flowint.run.model.final_sizes` of the calls left (12–15 larger
         sets where ``choice``'s measured convergence makes them pay, else at least
         :data:`MIN_RANDOMIZATIONS`); with a goal, at least :data:`MIN_RANDOMIZATIONS` sized
         to the calls the goal is predicted to need (``history``: the history or the run
@@ -425,10 +425,11 @@ class Policy(ChannelDecisions):
 
     def replan(self, call: dict[str, Any], action: Action, weights: list[Any], sdev: float,
                goal: float, history: list[IterationRecord],
-               first: int) -> tuple[Action, list[Any]] | None:
-        """A larger-set final action and the measurement of the sets so far, where starting
-        the final estimate again is predicted to take under half the seconds of going on
-        (:func:`flowint.run.replan.replan`); else ``None``."""
+               first: int) -> tuple[Action, list[Any], int] | None:
+        """A larger-set final action, the measurement of the sets so far and the new sets to
+        draw before a look at the goal, where starting the final estimate again is predicted
+        to take under half the seconds of going on (:func:`flowint.run.replan.replan`); else
+        ``None``."""
         return replan(call, action, weights, sdev, goal, history, first, EXPLORE_RANDOMIZATIONS)
 
     @staticmethod
