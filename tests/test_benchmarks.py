@@ -421,3 +421,15 @@ def test_rqmc_sets_tiny(tmp_path):
                            "--out", str(out)]) == 0
     text = out.read_text()
     assert text.count("| gaussian:dim=2 |") == 3 and "RMS pull" in text
+
+
+def test_sobol_speed_tiny(tmp_path):
+    """benchmarks/sobol_speed.py times both scramblers and writes one row per (dim, size)."""
+    import sobol_speed
+
+    ours, theirs = sobol_speed.time_sets(3, 64, 3)
+    assert ours > 0 and theirs > 0
+    out = tmp_path / "sobol.md"
+    assert sobol_speed.main(["--repeats", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("\n| ") >= len(sobol_speed.DIMS) * len(sobol_speed.SIZES)

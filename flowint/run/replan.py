@@ -61,10 +61,8 @@ def replan(call: dict[str, Any], action: Any, weights: list[Tensor], sdev: float
 
     The new sets are drawn before any look at the goal: their number is fixed by this
     decision (the calls the goal is predicted to need, times :data:`REPLAN_MARGIN`), so that
-    the estimate does not select sets whose spread happened to fall just below the goal; if
-    they miss it, staged stopping goes on from there. (Sized to meet the goal exactly at a first
-    look, half the runs stopped there, on their smaller spreads: the error-target runs of the
-    coverage study fell to 48–52 % within 1σ on the gaussian and camel 2-D.)
+    the estimate does not select sets whose spread happened to fall just below the goal (the
+    optional stopping of staged looks); if they miss it, staged stopping goes on from there.
 
     The calls the goal needs come from the current sets' own spread (``k`` sets of ``n``
     points need ``1.05 k (sdev / goal)²`` sets in all, as
