@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from policy_coverage import coverage_t  # noqa: E402
 
 __all__ = ["CASES", "SETS", "main", "run_case"]
 
@@ -70,13 +71,6 @@ def run_case(spec: str, calls_log2: int, seeds: int, sets: Sequence[int] = SETS,
     return out
 
 
-def student_within(dof: int, x: float = 1.0) -> float:
-    """``P(|t| < x)`` for Student's t with ``dof`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(1.0 - 2.0 * t.sf(x, dof))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=CASES)
@@ -92,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = res[SETS[0]]["rms"]
         for k, r in res.items():
             rows.append([spec, k, 2**args.calls_log2 // k, r["rms"], r["rms"] / base,
-                         100 * r["within1"], 100 * student_within(k - 1), 100 * r["tail3"],
+                         100 * r["within1"], 100 * coverage_t(1.0, k - 1), 100 * r["tail3"],
                          r["rms_pull"]])
         print(f"{spec}: " + ", ".join(f"K={k} {r['rms'] / base:.2f}x" for k, r in res.items())
               + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
