@@ -20,10 +20,10 @@ freedom, so the pull of an honest run follows Student's t with ``K − 1`` degre
 ``K`` is recorded per run (the final iterations of ``Result.history``); it is usually at
 least ``flowint.run.estimator.MIN_RANDOMIZATIONS`` (16 at the time of writing: t15, 66.7 /
 93.6 / 99.1 % within 1σ / 2σ / 3σ; with 32 it was t31, 67.5 / 94.6 / 99.47 %; normal: 68.3 /
-95.4 / 99.73 %), and at least ``FEWEST_RANDOMIZATIONS`` (12: t11, 66.1 / 92.9 / 98.8 %) where
-a fixed budget's final sets are doubled. A row's reference is the mean of its runs' t
-probabilities, computed with scipy, and the row passes when each observed share lies within
-two binomial standard deviations of it
+95.4 / 99.73 %), and at least ``FEWEST_RANDOMIZATIONS`` (8: t7, 64.9 / 91.4 / 98.0 %; it was 12,
+t11, 66.1 / 92.9 / 98.8 %, before 2026-11-30) where a fixed budget's final sets are doubled.
+A row's reference is the mean of its runs' t probabilities, computed with scipy, and the row
+passes when each observed share lies within two binomial standard deviations of it
 (``sqrt(Σ p_i (1 − p_i)) / n``, the Poisson-binomial spread). In the ``reuse`` group the
 estimate also combines training iterations, each with its own (i.i.d.) variance, so the t
 reference of the final randomizations is approximate there.

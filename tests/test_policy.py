@@ -12,7 +12,7 @@ import flowint
 import integrands
 from flowint.result import IterationRecord
 from flowint.run.estimator import Estimator, combine_pieces
-from flowint.run.model import Model, final_sizes, model
+from flowint.run.model import Model, final_sizes, model, t_widening
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
 from flowint.run.state import Measurement, Piece
@@ -135,12 +135,18 @@ def test_effective_sample_size_counts_magnitudes_not_cancellation():
 def test_final_sets_double_where_the_measured_rate_pays():
     """Just below 16·2^16 calls, 16 sets of 2^15 lose a factor 2^(a-1) in variance against 14
     sets of 2^16: with a measured a = 2 the larger sets are taken (and the model predicts
-    the cliff), with a = 1 (no quasi-random gain) the 16-set rule stays."""
+    the cliff), with a = 1 (no quasi-random gain) the 16-set rule stays. Down to 8 sets the
+    gain must pay for the wider t quantiles too: 1.25 × 1.41 from 16 to 8 sets."""
     calls = 944_000
     assert final_sizes(calls, 2.0) == (65536, 14)
     assert final_sizes(calls, 1.0) == (32768, 28)
-    assert final_sizes(16 * 65536, 2.0) == (65536, 16)  # 16 of the larger size fit
-    assert final_sizes(11 * 65536 + 5, 2.5) == (32768, 22)  # fewer than 12: never
+    assert final_sizes(16 * 65536, 1.5) == (65536, 16)  # 2^1.5 / 2 = 1.41 < 1.76
+    assert t_widening(8, 16) == pytest.approx(1.41, abs=0.005)
+    assert final_sizes(16 * 65536 - 1, 1.9) == (65536, 15)
+    assert final_sizes(8 * 131072, 3.0) == (131072, 8)  # 8 sets of 2^17: variance ÷ 4
+    assert final_sizes(8 * 131072, 2.0) == (131072, 8)  # ÷ 2
+    assert final_sizes(8 * 131072, 1.75) == (65536, 16)  # 2^1.75 / 2 = 1.68 < 1.25 × 1.41
+    assert final_sizes(8 * 131072, 1.85) == (131072, 8)  # 1.80 > 1.76
     smooth = Model(1024, 1e-6, 2.0, 1.0, 1.0)
     assert smooth.var(calls) == pytest.approx(1e-6 * 64.0**-2 / 14)
     assert smooth.var(calls) < 0.6 * smooth.var(28 * 32768, k=28)  # the 16-set rule's plan

@@ -395,7 +395,7 @@ class Policy(ChannelDecisions):
     def final_action(self, call: dict[str, Any], choice: str, left: float,
                      goal: float | None, history: Any) -> Action:
         """The final estimate with ``choice``: randomizations of a power-of-two size. With a
-        fixed budget, :func:`~flowint.run.model.final_sizes` of the calls left (12–15 larger
+        fixed budget, :func:`~flowint.run.model.final_sizes` of the calls left (8–15 larger
         sets where ``choice``'s measured convergence makes them pay, else at least
         :data:`MIN_RANDOMIZATIONS`); with a goal, at least :data:`MIN_RANDOMIZATIONS` sized
         to the calls the goal is predicted to need (``history``: the history or the run
