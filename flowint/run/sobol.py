@@ -10,11 +10,12 @@ One randomization of ``n`` Sobol points in ``dim`` dimensions, ``m = ceil(log2 n
   i.i.d. uniform: the scrambled point is ``(π(a_i) + u_i) / 2^m``, ``π`` the nested random
   permutation of the top ``m`` digits ``a_i``, ``u_i`` uniform on ``[0, 1)``. It needs
   ``2^m − 1`` random bits per coordinate.
-- **Linear matrix scrambling with a digital shift** (Matoušek's, :func:`linear_scrambled_sobol_array`):
-  each direction number ``v`` (64 bits, most significant first) becomes ``L v`` for a random
-  lower-triangular binary matrix ``L`` with a unit diagonal, and every point is XORed with a
-  random 64-bit shift — the randomization of ``scipy.stats.qmc.Sobol(dim, scramble=True,
-  bits=64)``, scrambling only the ``m`` direction numbers a set uses.
+- **Linear matrix scrambling with a digital shift** (Matoušek's,
+  :func:`linear_scrambled_sobol_array`): each direction number ``v`` (64 bits, most
+  significant first) becomes ``L v`` for a random lower-triangular binary matrix ``L`` with a
+  unit diagonal, and every point is XORed with a random 64-bit shift — the randomization of
+  ``scipy.stats.qmc.Sobol(dim, scramble=True, bits=64)``, scrambling only the
+  ``m`` direction numbers a set uses.
 
 Both keep the net property of the unscrambled set, make each point uniform on the cube and
 give the same variance of a set's mean (Owen 2003, "Variance with alternative scramblings of
