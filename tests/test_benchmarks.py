@@ -408,27 +408,34 @@ def test_channel_alpha_tiny(tmp_path, monkeypatch):
 
 def test_rqmc_sets_tiny(tmp_path):
     """benchmarks/rqmc_sets.py: one integrand, a few seeds, small sets; the table has a row
-    per number of sets, the 16-set row is the unit, and a smooth integrand's larger sets at
-    equal calls are more precise over the seeds."""
+    per scrambling and number of sets, the 16-set row is the unit, a smooth integrand's larger
+    sets at equal calls are more precise over the seeds, and the calibration part judges each
+    scrambling's pulls against Student's t."""
     import rqmc_sets
 
     res = rqmc_sets.run_case("gaussian:dim=2", 12, 12)
     assert sorted(res) == [4, 8, 16]
     assert all(r["rms"] > 0 and 0 <= r["tail3"] <= 1 for r in res.values())
     assert res[4]["rms"] < res[16]["rms"]
+    cal = rqmc_sets.calibrate("gaussian:dim=2", 8, 64, 40, "linear")
+    assert 0 <= cal["within1"] <= cal["within2"] <= 1
+    assert cal["t1"] == pytest.approx(0.649, abs=0.001) and 0 < cal["band1"] < 0.2
     out = tmp_path / "sets.md"
     assert rqmc_sets.main(["--cases", "gaussian:dim=2", "--seeds", "3", "--calls-log2", "10",
+                           "--calibration-cases", "gaussian:dim=2", "--reps", "4",
                            "--out", str(out)]) == 0
     text = out.read_text()
-    assert text.count("| gaussian:dim=2 |") == 3 and "RMS pull" in text
+    assert text.count("| gaussian:dim=2 |") == 6 + 4 and "RMS pull" in text
+    assert "| gaussian:dim=2 | nested | 16 | 4,096 | 4 |" in text
 
 
 def test_sobol_speed_tiny(tmp_path):
-    """benchmarks/sobol_speed.py times both scramblers and writes one row per (dim, size)."""
+    """benchmarks/sobol_speed.py times the three scramblings and writes one row per (dim,
+    size)."""
     import sobol_speed
 
-    ours, theirs = sobol_speed.time_sets(3, 64, 3)
-    assert ours > 0 and theirs > 0
+    nested, linear, theirs = sobol_speed.time_sets(3, 64, 3)
+    assert nested > 0 and linear > 0 and theirs > 0
     out = tmp_path / "sobol.md"
     assert sobol_speed.main(["--repeats", "1", "--out", str(out)]) == 0
     text = out.read_text()
