@@ -99,19 +99,23 @@ def heavy_tail() -> tuple[flowint.Result, list[str]]:
 def narrow_peak_undersampled() -> tuple[flowint.Result, list[str]]:
     # Defaults at 5·10⁴ calls: the exploration's uniform points hardly touch the narrow peak,
     # the policy picks the per-axis grid adapted to them (no training), and the final points
-    # hit the peak only a few times. Observed: 0.7000(19) against 0.998 (pull −158), with the
-    # warning that the error bar itself is uncertain by ±31 % (the weights' kurtosis). (Seed
-    # 31 did this until flowint drew its own scrambled Sobol sets, flowint/run/sobol.py; the
-    # seeds are the run's only randomness, so a new stream needs a new seed.)
-    return _run(two_bumps, 2, budget=50_000, seed=15)
+    # hit the peak only a few times. Observed: 0.7022(42) against 0.998 (pull −71), with the
+    # warning that the error bar itself is uncertain (the weights' kurtosis). (Seeds 31 and 15
+    # did this until the quasi-random sets changed — flowint's own scrambling, then nested
+    # uniform scrambling; the seeds are the run's only randomness, so a new stream needs a new
+    # seed. Of seeds 1–39 with nested scrambling, 11 is the only one that misses the peak *and*
+    # is flagged: 8 others miss it with an error bar too small and no warning at all — what no
+    # diagnostic can catch when no final point lands on the peak.)
+    return _run(two_bumps, 2, budget=50_000, seed=11)
 
 
 @pytest.fixture(scope="module")
 def peak_found() -> tuple[flowint.Result, list[str]]:
     # The same integrand and call with another seed: training found the narrow peak early, the
     # final estimate uses the flow, and nine training iterations enter the estimate, so Q is a
-    # real test. Observed: 0.9987(17) against 0.9981 (pull +0.36), Q = 0.40, no warning.
-    return _run(two_bumps, 2, budget=50_000, seed=21)
+    # real test. Observed: 0.9980(13) against 0.9981 (pull −0.06), Q = 0.56, no warning.
+    # (Seed 21 did this before nested uniform scrambling changed the random streams.)
+    return _run(two_bumps, 2, budget=50_000, seed=3)
 
 
 # --------------------------------------------------------------------------- wrong, flagged
