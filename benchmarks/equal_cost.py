@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import equal_budget  # noqa: E402
 
-__all__ = ["BUDGETS", "CASES", "METHODS", "QUICK_CASES", "breakeven", "goal", "main",
+__all__ = ["BUDGETS", "CASES", "METHODS", "QUICK_CASES", "breakeven", "carry", "goal", "main",
            "over_seeds", "run_breakeven", "run_case", "seed_groups", "tables"]
 
 CASES = list(equal_budget.CASES)
@@ -604,6 +604,20 @@ def _key(row: dict[str, Any]) -> tuple:
     return ("cost", row["spec"], row["budget"], row["seed"], tuple(row["methods"]))
 
 
+def carry(row: dict[str, Any], source: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``row`` with the records of the methods it lacks taken from the cost row of ``source``
+    for the same integrand, budget and seed (each marked ``carried``); ``row`` as it is where
+    ``source`` has none."""
+    match = [r for r in source if r.get("kind") == "cost" and r["spec"] == row["spec"]
+             and r["budget"] == row["budget"] and r["seed"] == row["seed"]]
+    if not match:
+        return row
+    extra = [{**rec, "carried": True} for rec in match[0]["records"]
+             if rec["method"] not in row["methods"]]
+    return {**row, "methods": list(row["methods"]) + [rec["method"] for rec in extra],
+            "records": list(row["records"]) + extra}
+
+
 def _failed(row: dict[str, Any]) -> bool:
     recs = row["records"] if "records" in row else [row["flowint"], row["vegas"]]
     return any(r["status"].startswith("error") for r in recs)
@@ -642,6 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", nargs="+", type=Path, default=[],
                    help="results files of other runs whose rows join this one's (rows of "
                         "the same integrand, budget, seed and methods: this run's win)")
+    p.add_argument("--carry", type=Path, default=None,
+                   help="a results file whose rows give the records of the methods this run "
+                        "does not run (same integrand, budget and seed), marked as carried: "
+                        "for peers whose code did not change (e.g. MadNIS, 50 s a run)")
     p.add_argument("--breakeven", action=argparse.BooleanOptionalAction, default=None,
                    help="run the break-even table (default: on, off with --quick)")
     p.add_argument("--breakeven-only", action="store_true",
@@ -688,6 +706,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     }
     command = "python benchmarks/equal_cost.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
+    carried = common.load_rows(args.carry) if args.carry else []
+    if args.carry:
+        settings["carried"] = (f"records of the methods not run here, from {args.carry.name} "
+                               "(marked `carried` in each record)")
     old = [] if args.fresh else common.load_rows(out)
     keys = {_key(r) for r in old}
     for path in args.merge:
@@ -724,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         print(f"[{i}/{len(plan)}] {label} ...", flush=True)
         if item[0] == "cost":
-            row = run_case(spec, b, seed, args.methods)
+            row = carry(run_case(spec, b, seed, args.methods), carried)
             q = goal(row)
             summary = (f"flowint err / best right ({q['best']}) {common.fmt(q['err_ratio'])}, "
                        f"sdev ratio {common.fmt(q['sdev_ratio'])}"

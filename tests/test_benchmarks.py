@@ -328,6 +328,24 @@ def test_equal_cost_over_seeds_judges_the_rms_error():
     assert "| camel:dim=2 | 1.0e-05 |" not in text
 
 
+def test_equal_cost_carries_the_records_of_methods_not_run():
+    """--carry: a row of this run takes the records it lacks from the same integrand, budget
+    and seed of another file, marked; nothing from other rows, nothing it already has."""
+    import equal_cost
+
+    mine = _cost_row("camel:dim=2", 2, {"flowint": (1e-5, 1.0), "vegas": (2e-5, 0.5)})
+    source = [_cost_row("camel:dim=2", 1, {"flowint": (9e-5, 1.0), "madnis": (1e-3, 9.0)}),
+              _cost_row("camel:dim=2", 2, {"flowint": (9e-5, 1.0), "madnis": (3e-4, 2.0)}),
+              _cost_row("camel:dim=2", 2, {"madnis": (7e-4, 3.0)}, budget=20_000)]
+    row = equal_cost.carry(mine, source)
+    assert row["methods"] == ["flowint", "vegas", "madnis"]
+    assert [r["mean"] - 1 for r in row["records"]] == pytest.approx([1e-5, 2e-5, 3e-4])
+    assert [r.get("carried", False) for r in row["records"]] == [False, False, True]
+    assert mine["methods"] == ["flowint", "vegas"]  # the run's own row is left as it was
+    assert equal_cost.carry(mine, source[:1]) is mine
+    assert equal_cost.goal(row)["best"] == "vegas"
+
+
 def test_equal_cost_seeds_take_ranges():
     import equal_cost
 
