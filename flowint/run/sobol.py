@@ -23,9 +23,10 @@ digital nets"). They differ in the *shape* of the set means' distribution, and t
 whether a Student-t error bar over ``K`` sets is honest: for smooth integrands the linear
 scrambling's set means are heavy-tailed — most sets very accurate, a few far off — so the
 studentized mean bunches near ±1 and too few runs land within 1σ (polynomial 4-D, 16 sets of
-4,096 points: 45.7 % against Student t's 66.7 %; gaussian 2-D 54.3 %), while nested uniform
-scrambling, whose estimates tend to normal (Loh 2003), gives 68.3 % and 66.8 % (600
-repetitions each; ``benchmarks/rqmc_sets.py`` measures it per integrand and number of sets).
+4,096 points: 54.0 % against Student t's 66.7 ± 3.8 %; with 8 sets of 8,192, 41.3 % against
+64.9 ± 3.9 %), while nested uniform scrambling, whose estimates tend to normal (Loh 2003 proves
+it for (0, m, d)-nets), gives 64.3 % and 64.7 % (600 repetitions each;
+``benchmarks/results/rqmc_sets.md``, per integrand and number of sets).
 
 Points are in the sequence's natural order (``x_i`` is the XOR of the ``v_j`` for the set bits
 ``j`` of ``i``; scipy uses the Gray-code order, which gives the same set for ``n = 2^m``). The
