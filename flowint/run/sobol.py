@@ -125,10 +125,14 @@ def nested_scrambled_sobol_array(n: int, dim: int, rng: np.random.Generator) -> 
     random = np.frombuffer(rng.bytes(dim * (((1 << (m - 1)) + 7) >> 3)), dtype=np.uint8)
     table = (table << np.uint32(1)) | np.unpackbits(random.reshape(dim, -1), axis=1,
                                                     count=1 << (m - 1))
-    index = (top >> np.uint32(1)).astype(np.intp) + (np.arange(dim, dtype=np.intp) << (m - 1))
+    index = top.astype(np.intp)
+    index >>= 1
+    index += np.arange(dim, dtype=np.intp) << (m - 1)           # row of each coordinate
     digits = top ^ np.take(table.ravel(), index)                 # the scrambled first m
     # digits below the m-th: i.i.d. uniform (each point's prefix is its own)
-    x = (digits + rng.random(digits.shape)) * 2.0**-m
+    x = rng.random(digits.shape)
+    x += digits
+    x *= 2.0**-m
     return np.minimum(x, 1.0 - 2.0**-_MANTISSA, out=x)
 
 
