@@ -605,9 +605,9 @@ def _key(row: dict[str, Any]) -> tuple:
 
 
 def carry(row: dict[str, Any], source: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``row`` with the records of the methods it lacks taken from the cost row of ``source``
-    for the same integrand, budget and seed (each marked ``carried``); ``row`` as it is where
-    ``source`` has none."""
+    """``row`` with the records of the methods it lacks taken from the (first) cost row of
+    ``source`` for the same integrand, budget and seed (each marked ``carried``); ``row`` as it
+    is where ``source`` has none."""
     match = [r for r in source if r.get("kind") == "cost" and r["spec"] == row["spec"]
              and r["budget"] == row["budget"] and r["seed"] == row["seed"]]
     if not match:
@@ -730,7 +730,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for i, item in enumerate(plan, 1):
         if item[0] == "cost":
             _, spec, b, seed = item
-            key = ("cost", spec, b, seed, tuple(args.methods))
+            # a carried row holds the carried methods too: its key must say so to resume
+            key = ("cost", spec, b, seed, tuple(carry(
+                {"spec": spec, "budget": b, "seed": seed, "methods": list(args.methods),
+                 "records": []}, carried)["methods"]))
             label = f"{spec} at {b:,} calls, seed {seed}"
         else:
             spec = item[1]

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{1e3 * linear:.3f} ms, scipy {1e3 * theirs:.3f} ms", flush=True)
     command = "python benchmarks/sobol_speed.py " + " ".join(argv if argv is not None
                                                             else sys.argv[1:])
-    text = common.header("Seconds per scrambled Sobol set (64-bit digits)", command.strip(),
+    text = common.header("Seconds per scrambled Sobol set (nested, linear, scipy)", command.strip(),
                          {"repeats (median)": args.repeats, "threads": 1})
     text += "\n" + common.markdown_table(
         ["dim", "points", "flowint nested ms", "flowint linear ms", "scipy ms",

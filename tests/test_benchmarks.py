@@ -346,6 +346,24 @@ def test_equal_cost_carries_the_records_of_methods_not_run():
     assert equal_cost.goal(row)["best"] == "vegas"
 
 
+def test_equal_cost_carry_run_resumes_without_running_again(tmp_path):
+    """A --carry run's rows hold the carried methods; a second call finds them (one row, no
+    duplicate in the over-seed tables) instead of running them again."""
+    import equal_cost
+
+    source, out = tmp_path / "source.md", tmp_path / "ec.md"
+    base = ["--cases", "camel:dim=2", "--budgets", "2e4", "--no-breakeven"]
+    equal_cost.main(base + ["--methods", "vegas", "--out", str(source)])
+    args = base + ["--methods", "flowint", "rqmc", "--carry", str(source), "--out", str(out)]
+    first = equal_cost.main(args)
+    assert [r["methods"] for r in first] == [["flowint", "rqmc", "vegas"]]
+    again = equal_cost.main(args)
+    assert again == common.load_rows(out) and len(again) == 1
+    # not run again: the same runs, to the wall seconds
+    assert [(r["method"], r["mean"], r["wall_time"]) for r in again[0]["records"]] == \
+        [(r["method"], r["mean"], r["wall_time"]) for r in first[0]["records"]]
+
+
 def test_equal_cost_seeds_take_ranges():
     import equal_cost
 

@@ -68,6 +68,53 @@ def test_set_means_are_unbiased_with_scipys_quasi_random_variance(scramble):
     assert 0.6 < ratio < 1.7, ratio
 
 
+def _prefix_flips(x: np.ndarray, top: np.ndarray, m: int, c: int, k: int) -> dict[int, set]:
+    """For coordinate ``c`` and digit ``k``: the flips seen per unscrambled ``k``-digit prefix."""
+    flip = ((top[:, c] ^ np.floor(x[:, c] * 2**m).astype(np.int64)) >> (m - 1 - k)) & 1
+    prefix = top[:, c] >> (m - k)
+    return {int(p): set(flip[prefix == p].tolist()) for p in np.unique(prefix)}
+
+
+def _not_affine(flips: dict[int, int], k: int) -> float:
+    """Share of the ``2^k`` prefixes whose flip differs from the affine (over GF(2)) function
+    that agrees with it at 0 and at the unit prefixes: 0 for linear scrambling plus a shift."""
+    base = flips[0]
+    units = [flips[1 << j] ^ base for j in range(k)]
+    wrong = 0
+    for p in range(1 << k):
+        pred = base
+        for j in range(k):
+            if p >> j & 1:
+                pred ^= units[j]
+        wrong += pred != flips[p]
+    return wrong / (1 << k)
+
+
+@pytest.mark.parametrize("n", [5, 1000, 1024])
+def test_nested_scrambling_flips_each_digit_by_its_own_random_function_of_the_prefix(n):
+    """Owen's scrambling: digit k of a point is flipped by a random bit of its first k
+    unscrambled digits — the same bit for every point sharing them (nested), an independent
+    bit per prefix: not an affine function of the prefix, as the linear matrix scrambling
+    and digital shift makes it (half the prefixes disagree with the affine guess)."""
+    from flowint.run.sobol import _unscrambled_top
+
+    m, dim = math.ceil(math.log2(n)), 3
+    top = _unscrambled_top(n, dim, m).astype(np.int64)
+    shares = {"nested": [], "linear": []}
+    for scramble, out in shares.items():
+        for seed in range(10):
+            x = scrambled_sobol_array(n, dim, np.random.default_rng(seed), scramble)
+            for c in range(dim):
+                for k in range(m):
+                    seen = _prefix_flips(x, top, m, c, k)
+                    assert all(len(v) == 1 for v in seen.values()), (scramble, seed, c, k)
+                    if k >= 3 and len(seen) == 1 << k:  # every prefix present
+                        out.append(_not_affine({p: v.pop() for p, v in seen.items()}, k))
+    if n >= 16:
+        assert 0.4 < np.mean(shares["nested"]) < 0.6, np.mean(shares["nested"])
+        assert max(shares["linear"]) == 0.0
+
+
 def _within(pulls: np.ndarray, k: float) -> float:
     return float((np.abs(pulls) < k).mean())
 

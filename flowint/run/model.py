@@ -109,8 +109,10 @@ def final_sizes(calls: float, a: float = 1.0) -> tuple[int, int]:
     convergence exponent measured on the sampler; 16 → 8 sets: a factor 1.41, so ``a ≥ 1.82``
     is needed). With ``a = 2`` and ``calls`` just below ``16·2^m`` this halves the variance
     (camel 4-D at 1.1·10⁶ calls: 29 sets of 2^15 after training, against 14 of 2^16); plain
-    RQMC on the smooth camel 2-D at 1,048,576 calls (``a ≈ 3``): 8 sets of 2^17 give 0.49×
-    the RMS error of 16 of 2^16 over 60 seeds.
+    RQMC on the smooth camel 2-D at 1,048,576 calls (``a ≈ 3``): 8 sets of 2^17 give 0.52×
+    the RMS error of 16 of 2^16 over 60 seeds (``benchmarks/results/rqmc_sets.md``, nested
+    scrambling; 8 sets are taken only because that scrambling keeps the Student-t error bar
+    of 8 sets honest, see :mod:`flowint.run.sobol`).
     """
     n = pow2_floor(max(calls / MIN_RANDOMIZATIONS, 2.0))
     k = max(int(calls // n), 1)

@@ -101,10 +101,15 @@ def _unscrambled_top(n: int, dim: int, m: int) -> np.ndarray:
 def nested_scrambled_sobol_array(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` points of one nested-uniformly scrambled Sobol sequence (Owen's scrambling).
 
-    The nested permutation of the first ``m`` digits is built as a table over all ``2^m``
-    digit strings, level by level (the flips of the top ``k`` digits, repeated twice, then
-    the random flips of digit ``k``: ``2^(m+1)`` operations per coordinate), and looked up
-    once per point.
+    The nested permutation of the first ``m`` digits is built as a table of flips over the
+    digit strings, level by level (the flips of the top ``k`` digits of every ``k``-digit
+    prefix, shifted up, the random flip of digit ``k`` of that prefix added, then each entry
+    repeated twice for the ``k + 1``-digit prefixes: about ``2^(m+1)`` operations per
+    coordinate), and looked up once per point. The first ``2^m`` unscrambled points are built
+    whatever ``n``, so a set just above a power of two costs twice the one at it. The
+    scrambled top digits plus a uniform ``u`` in ``[0, 1)`` are added in float64; the sum
+    rounds up to the next cell for ``u`` within ``2^(m-53)`` of 1 (a shift of the point by
+    at most ``2^-53``, far below anything an estimate resolves).
 
     Arguments:
         n: number of points, at most ``2^32`` (a power of two keeps the net property of the
