@@ -88,14 +88,22 @@ def _check(n: int, dim: int, max_log2: int) -> tuple[int, int, int]:
     return n, dim, m
 
 
+def _natural_order(v: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The ``2^m`` points ``first ⊕ (⊕ of v[:, j] over the set bits j of i)``, ``i = 0 … 2^m −
+    1``, from the ``(dim, m)`` (scrambled or not) direction numbers ``v``."""
+    m = v.shape[1]
+    x = np.empty((1 << m, v.shape[0]), dtype=v.dtype)
+    x[0] = first
+    for j in range(m):
+        x[1 << j: 2 << j] = x[: 1 << j] ^ v[:, j]
+    return x
+
+
 def _unscrambled_top(n: int, dim: int, m: int) -> np.ndarray:
     """The first ``m`` binary digits of the first ``n`` unscrambled Sobol points, as integers
     in ``[0, 2^m)`` (uint32, shape ``(n, dim)``, natural order; ``m <= 32``)."""
     v = (direction_numbers(dim)[:, :m] >> np.uint64(_BITS - m)).astype(np.uint32)
-    x = np.zeros((1 << m, dim), dtype=np.uint32)
-    for j in range(m):
-        x[1 << j: 2 << j] = x[: 1 << j] ^ v[:, j]
-    return x[:n]
+    return _natural_order(v, np.zeros(dim, dtype=np.uint32))[:n]
 
 
 def nested_scrambled_sobol_array(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,13 +131,12 @@ def nested_scrambled_sobol_array(n: int, dim: int, rng: np.random.Generator) -> 
     n, dim, m = _check(n, dim, 32)
     top = _unscrambled_top(n, dim, m)                            # distinct per coordinate
     table = np.zeros((dim, 1), dtype=np.uint32)                  # flips of the top k digits
-    for k in range(m - 1):                                       # ... by their k-digit prefix
+    for k in range(m):                                           # ... by their k-digit prefix
         random = np.frombuffer(rng.bytes(dim * (((1 << k) + 7) >> 3)), dtype=np.uint8)
         bits = np.unpackbits(random.reshape(dim, -1), axis=1, count=1 << k)
-        table = np.repeat((table << np.uint32(1)) | bits, 2, axis=1)
-    random = np.frombuffer(rng.bytes(dim * (((1 << (m - 1)) + 7) >> 3)), dtype=np.uint8)
-    table = (table << np.uint32(1)) | np.unpackbits(random.reshape(dim, -1), axis=1,
-                                                    count=1 << (m - 1))
+        table = (table << np.uint32(1)) | bits
+        if k < m - 1:  # the last level stays indexed by the top m - 1 digits
+            table = np.repeat(table, 2, axis=1)
     index = top.astype(np.intp)
     index >>= 1
     index += np.arange(dim, dtype=np.intp) << (m - 1)           # row of each coordinate
@@ -180,9 +187,5 @@ def linear_scrambled_sobol_array(n: int, dim: int, rng: np.random.Generator) -> 
     bits = _parity(rows[:, :, None] & v[:, None, :])                    # (dim, 64, m)
     scrambled = np.bitwise_or.reduce(bits << (np.uint64(_BITS - 1) - k)[None, :, None], axis=1)
     shift = rng.integers(0, 2**64, size=dim, dtype=np.uint64)
-    x = np.empty((1 << m, dim), dtype=np.uint64)
-    x[0] = shift
-    for j in range(m):  # natural order: point i is the XOR of v_j over the set bits j of i
-        x[1 << j: 2 << j] = x[: 1 << j] ^ scrambled[:, j]
-    x = x[:n]
+    x = _natural_order(scrambled, shift)[:n]
     return (x >> np.uint64(_BITS - 53)).astype(np.float64) * 2.0**-53
