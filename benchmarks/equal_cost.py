@@ -29,6 +29,7 @@ Usage::
     python benchmarks/equal_cost.py --methods flowint vegas rqmc --seed 3
     python benchmarks/equal_cost.py --cases annulus --seeds 1 2 3 4 5 --no-breakeven
     python benchmarks/equal_cost.py --breakeven-only    # only the break-even table
+    python benchmarks/equal_cost.py --breakeven-only --breakeven-seeds 1-7   # and its median
 
 Writes ``results/equal_cost.md`` (``equal_cost_quick.md`` with ``--quick``), flushed after every
 (integrand, budget) and every break-even case; rerunning with the same ``--out`` skips what is
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -470,7 +472,7 @@ def time_table(rows: Sequence[dict[str, Any]]) -> str:
     return common.markdown_table(cols, body)
 
 
-BREAKEVEN_COLUMNS = ["integrand", "rtol", "flowint calls", "flowint s", "flowint f s",
+BREAKEVEN_COLUMNS = ["integrand", "seed", "rtol", "flowint calls", "flowint s", "flowint f s",
                      "flowint O s", "flowint pull", "flowint reached", "vegas calls", "vegas s",
                      "vegas f s", "vegas O s", "vegas pull", "vegas reached", "vegas right",
                      "c* µs/call", "goal"]
@@ -481,7 +483,7 @@ def breakeven_table(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         fl, ve = row["flowint"], row["vegas"]
         q = breakeven(row)
-        body.append([row["spec"], common.fmt(row["rtol"]),
+        body.append([row["spec"], row["seed"], common.fmt(row["rtol"]),
                      fl["n_evals"], common.fmt(F(fl["wall_time"]), 3),
                      common.fmt(F(fl["f_time"]), 3), common.fmt(q["O_flowint"], 3),
                      common.fmt(F(fl["pull"]), 2), common.fmt(q["fl_reached"]),
@@ -490,6 +492,37 @@ def breakeven_table(rows: Sequence[dict[str, Any]]) -> str:
                      common.fmt(F(ve["pull"]), 2), common.fmt(q["ve_reached"]),
                      common.fmt(q["ve_right"]), q["text"], q["goal"]])
     return common.markdown_table(BREAKEVEN_COLUMNS, body)
+
+
+BREAKEVEN_SUMMARY_COLUMNS = ["integrand", "rtol", "seeds", "c* µs/call by seed", "median c*",
+                             "seeds with c* ≤ goal", "seeds vegas right", "goal (median)"]
+
+
+def breakeven_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """The break-even rows of integrands run with several seeds, one line each: every seed's
+    c*, their median and how many meet the goal. The median is over the seeds where vegas is
+    right (a wrong vegas answer sets no bar); ``—`` when there is none."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["spec"], row["rtol"]), []).append(row)
+    body = []
+    for (spec, rtol), group in groups.items():
+        if len(group) < 2:
+            continue
+        group = sorted(group, key=lambda r: r["seed"])
+        qs = [breakeven(r) for r in group]
+        values = sorted(q["c_star"] * 1e6 for q in qs
+                        if q["ve_right"] and math.isfinite(q["c_star"]))
+        median = statistics.median(values) if values else math.nan
+        met = sum(1 for q in qs if not q["goal"].startswith("MISS"))
+        verdict = ("—" if not values else "yes" if median <= BREAKEVEN_GOAL_US
+                   else f"MISS: median c* > {BREAKEVEN_GOAL_US:g} µs")
+        body.append([spec, common.fmt(rtol), seed_list([r["seed"] for r in group]),
+                     ", ".join(f"{r['seed']}: {q['text']}" for r, q in zip(group, qs,
+                                                                         strict=True)),
+                     common.fmt(median), f"{met} of {len(group)}",
+                     f"{sum(q['ve_right'] for q in qs)} of {len(group)}", verdict])
+    return common.markdown_table(BREAKEVEN_SUMMARY_COLUMNS, body) if body else ""
 
 
 NOTES = """
@@ -578,6 +611,9 @@ def tables(rows: Sequence[dict[str, Any]]) -> str:
         text += TIME_NOTES.format(pull=PULL_LIMIT)
     if be:
         text += "\n## Break-even integrand cost (flowint against vegas)\n\n"
+        summary = breakeven_summary(be)
+        if summary:
+            text += "Over seeds (each seed's row below):\n\n" + summary + "\n"
         text += breakeven_table(be)
         r0 = be[0]
         text += BREAKEVEN_NOTES.format(fcap=r0["flowint_cap"], vcap=r0["vegas_cap"],
@@ -665,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--breakeven-only", action="store_true",
                    help="only the break-even table (no equal-cost rows)")
     p.add_argument("--breakeven-cases", nargs="+", default=BREAKEVEN_CASES)
+    p.add_argument("--breakeven-seeds", nargs="+", type=_seeds, default=None,
+                   help="seeds of the break-even rows, numbers or ranges (default: the first "
+                        "seed of the equal-cost rows); with several, a line per integrand "
+                        "gives the median c*")
     p.add_argument("--breakeven-rtol", type=float, default=BREAKEVEN_RTOL)
     p.add_argument("--breakeven-flowint-cap", type=_count, default=BREAKEVEN_FLOWINT_CAP)
     p.add_argument("--breakeven-vegas-cap", type=_count, default=BREAKEVEN_VEGAS_CAP)
@@ -682,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         raise SystemExit("give --seed or --seeds, not both")
     seeds = ([s for group in args.seeds for s in group] if args.seeds
              else [args.seed if args.seed is not None else 1])
-    args.seed = seeds[0]  # the break-even rows' seed
+    args.seed = seeds[0]  # the break-even rows' seed unless --breakeven-seeds
     cases = [] if args.breakeven_only else (args.cases or (QUICK_CASES if args.quick
                                                            else CASES))
     budgets = args.budgets or (QUICK_BUDGETS if args.quick else BUDGETS)
@@ -720,7 +760,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     done = {_key(r): r for r in old if not _failed(r)}  # failed rows are run again
     plan: list[tuple] = [("cost", spec, b, seed) for b in budgets for spec in cases
                          for seed in seeds]
-    plan += [("breakeven", spec) for spec in be_cases]
+    be_seeds = ([s for group in args.breakeven_seeds for s in group] if args.breakeven_seeds
+                else [args.seed])
+    plan += [("breakeven", spec, seed) for spec in be_cases for seed in be_seeds]
     rows: list[dict[str, Any]] = []
     used: set[tuple] = set()
 
@@ -736,11 +778,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                  "records": []}, carried)["methods"]))
             label = f"{spec} at {b:,} calls, seed {seed}"
         else:
-            spec = item[1]
-            key = ("breakeven", spec, args.seed, args.breakeven_rtol,
+            _, spec, seed = item
+            key = ("breakeven", spec, seed, args.breakeven_rtol,
                    args.breakeven_flowint_cap, args.breakeven_vegas_cap,
                    args.breakeven_vegas_neval)
-            label = f"{spec} break-even (rtol {args.breakeven_rtol:g})"
+            label = f"{spec} break-even (rtol {args.breakeven_rtol:g}), seed {seed}"
         used.add(key)
         if key in done:
             rows.append(done[key])
@@ -755,7 +797,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                        f"sdev ratio {common.fmt(q['sdev_ratio'])}"
                        + (f"  <-- MISS: {'; '.join(q['misses'])}" if q["misses"] else ""))
         else:
-            row = run_breakeven(spec, args.seed, rtol=args.breakeven_rtol,
+            row = run_breakeven(spec, seed, rtol=args.breakeven_rtol,
                                 flowint_cap=args.breakeven_flowint_cap,
                                 vegas_cap=args.breakeven_vegas_cap,
                                 vegas_neval=args.breakeven_vegas_neval)

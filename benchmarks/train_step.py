@@ -1,10 +1,12 @@
-"""Time of one training step of the default flow, old implementation against new, in one run.
+"""Time of one training step of the integrator's flow, old implementation against new, in one run.
 
 A training step is what :meth:`flowint.run.trainer.Trainer._descend` does per minibatch: draw
 1024 points of a buffer, ``flow.log_prob`` with gradients, the ``"variance"`` surrogate loss,
-``backward``, gradient clipping at norm 10 and an Adam step. The flow is
-``make_flow(d, dtype=float32)`` (rational-quadratic couplings and the per-axis grid), with its
-parameters moved away from the identity by seeded noise so that points spread over the bins.
+``backward``, gradient clipping at norm 10 and an Adam step. The flow is the one
+:class:`~flowint.Integrator` trains: ``make_flow(d, dtype=float32, **default_flow_options("rqs"))``
+(rational-quadratic couplings of 8 bins, conditioners 64 wide, no per-axis grid); ``--flow
+make_flow`` times ``make_flow``'s own defaults instead (16 bins, 32 wide, with the grid). Its
+parameters are moved away from the identity by seeded noise so that points spread over the bins.
 
 The two implementations, timed alternately in the same process (the order swapped every
 repeat) on two copies of the same flow:
@@ -26,6 +28,7 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/train_step.py            # d = 2, 4, 8, 16
     OMP_NUM_THREADS=1 python benchmarks/train_step.py --dims 8 --repeats 60 --profile 8
     OMP_NUM_THREADS=1 python benchmarks/train_step.py --sample 32768   # and sampling
+    OMP_NUM_THREADS=1 python benchmarks/train_step.py --flow make_flow # make_flow's defaults
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ import torch
 from flowint import make_flow
 from flowint.flows import Flow
 from flowint.flows.splines import fused_splines
+from flowint.integrator import default_flow_options
 from flowint.losses import surrogate_loss
 
 __all__ = ["Setup", "make_setup", "step", "time_steps", "time_sampling", "profile_families",
            "main"]
 
 IMPLS = ("old", "new")
+#: The flows ``--flow`` chooses from: ``make_flow`` arguments beside ``dim``, seed and dtype.
+FLOWS = {"integrator": default_flow_options("rqs"), "make_flow": {}}
 FAMILIES = {
     "matmul": ("mm", "addmm", "bmm", "matmul", "linear"),
     "optimizer": ("Optimizer", "_foreach", "lerp", "addcdiv", "sqrt", "norm", "clamp"),
@@ -71,9 +77,11 @@ class Setup:
     fused: bool
 
 
-def make_setup(dim: int, batch: int = 1024, seed: int = 0) -> dict[str, Setup]:
-    """Two identical flows (old and new) with their optimizers and a buffer of 4 batches."""
-    flow = make_flow(dim, seed=seed, dtype=torch.float32)
+def make_setup(dim: int, batch: int = 1024, seed: int = 0,
+               flow: str = "integrator") -> dict[str, Setup]:
+    """Two identical flows (old and new) of ``FLOWS[flow]`` with their optimizers and a buffer
+    of 4 batches."""
+    flow = make_flow(dim, seed=seed, dtype=torch.float32, **FLOWS[flow])
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in flow.parameters():
@@ -108,10 +116,10 @@ def step(s: Setup, batch: int = 1024, clock: Callable[[], float] = time.perf_cou
     return t1 - t0, t2 - t1, t3 - t2
 
 
-def time_steps(dim: int, repeats: int, batch: int = 1024, warmup: int = 3
-               ) -> dict[str, dict[str, float]]:
+def time_steps(dim: int, repeats: int, batch: int = 1024, warmup: int = 3,
+               kind: str = "integrator") -> dict[str, dict[str, float]]:
     """Median seconds per step (wall and CPU) and of its parts, per implementation."""
-    setups = make_setup(dim, batch)
+    setups = make_setup(dim, batch, flow=kind)
     for _ in range(warmup):
         for impl in IMPLS:
             step(setups[impl], batch)
@@ -132,9 +140,9 @@ def time_steps(dim: int, repeats: int, batch: int = 1024, warmup: int = 3
             for impl, rec in samples.items()}
 
 
-def time_sampling(dim: int, n: int, repeats: int) -> dict[str, float]:
+def time_sampling(dim: int, n: int, repeats: int, kind: str = "integrator") -> dict[str, float]:
     """Median CPU seconds of ``flow.sample(n)`` in float64 (the frozen flow of the estimate)."""
-    flow = make_setup(dim)["new"].flow.to(torch.float64)
+    flow = make_setup(dim, flow=kind)["new"].flow.to(torch.float64)
     samples: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     for r in range(repeats):
         for impl in (IMPLS if r % 2 == 0 else IMPLS[::-1]):
@@ -155,11 +163,12 @@ def _family(name: str) -> str:
     return "elementwise"
 
 
-def profile_families(dim: int, steps: int = 10, batch: int = 1024, top: int = 12) -> None:
+def profile_families(dim: int, steps: int = 10, batch: int = 1024, top: int = 12,
+                     kind: str = "integrator") -> None:
     """Print, per implementation, the self CPU time per step by operator family and top ops."""
     from torch.profiler import ProfilerActivity, profile
 
-    setups = make_setup(dim, batch)
+    setups = make_setup(dim, batch, flow=kind)
     for impl in IMPLS:
         for _ in range(3):
             step(setups[impl], batch)
@@ -190,18 +199,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--flow", choices=sorted(FLOWS), default="integrator",
+                    help="the integrator's flow (default) or make_flow's own defaults")
     ap.add_argument("--profile", type=int, default=None, metavar="D")
     ap.add_argument("--sample", type=int, default=0, metavar="N",
                     help="also time flow.sample(N) in float64 at each dimension")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), minibatch "
-          f"{args.batch}, median of {args.repeats} alternating repeats; ms per step")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), flow {args.flow} "
+          f"{FLOWS[args.flow]}, minibatch {args.batch}, median of {args.repeats} alternating "
+          "repeats; ms per step")
     print("| d | old wall | new wall | old CPU | new CPU | CPU ratio old/new | "
           "new fwd / bwd / opt CPU | old fwd / bwd / opt CPU |")
     print("|---|---|---|---|---|---|---|---|")
     for dim in args.dims:
-        m = time_steps(dim, args.repeats, args.batch)
+        m = time_steps(dim, args.repeats, args.batch, kind=args.flow)
         o, n = m["old"], m["new"]
         parts = {k: " / ".join(f"{1e3 * v[p]:.1f}" for p in ("forward", "backward", "optimizer"))
                  for k, v in m.items()}
@@ -213,11 +225,11 @@ def main(argv: list[str] | None = None) -> None:
         print("| d | old | new | ratio old/new |")
         print("|---|---|---|---|")
         for dim in args.dims:
-            m = time_sampling(dim, args.sample, 5)
+            m = time_sampling(dim, args.sample, 5, kind=args.flow)
             print(f"| {dim} | {1e3 * m['old']:.0f} | {1e3 * m['new']:.0f} | "
                   f"{m['old'] / m['new']:.2f} |", flush=True)
     if args.profile:
-        profile_families(args.profile, batch=args.batch)
+        profile_families(args.profile, batch=args.batch, kind=args.flow)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,14 @@ from .run.settings import DEFAULTS, Settings
 from .run.state import RunState
 from .run.trainer import Trainer
 
-__all__ = ["DEFAULTS", "Integrator", "integrate", "load_checkpoint"]
+__all__ = ["DEFAULTS", "Integrator", "default_flow_options", "integrate", "load_checkpoint"]
+
+
+def default_flow_options(kind: str) -> dict[str, Any]:
+    """The :func:`~flowint.make_flow` arguments of the integrator's flow of spline family
+    ``kind`` before ``flow_options``: wider conditioners (64) than ``make_flow``'s own
+    default, no per-axis grid (the grid is a candidate of its own), and 8 bins for ``"rqs"``."""
+    return {"hidden": 64, "grid": False, **({"bins": 8} if kind == "rqs" else {})}
 
 
 class Integrator:
@@ -95,8 +102,7 @@ class Integrator:
         if not isinstance(spec, str):
             raise TypeError(f"flow must be a kind name or a Flow, got {type(spec).__name__}")
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator, device=self.device))
-        options = {"hidden": 64, "grid": False, **({"bins": 8} if spec == "rqs" else {}),
-                   **(s.flow_options or {})}
+        options = {**default_flow_options(spec), **(s.flow_options or {})}
         return make_flow(self.dim, spec, seed=seed, dtype=s.dtype, device=self.device,
                          **options)
 

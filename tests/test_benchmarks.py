@@ -392,6 +392,34 @@ def test_equal_cost_breakeven_formula():
     assert equal_cost.breakeven(row)["text"] == "never"
 
 
+def test_equal_cost_breakeven_summary_takes_the_median_over_seeds():
+    import equal_cost
+
+    def rec(n, wall, pull=0.0):
+        return {"method": "x", "status": "ok", "mean": 1.0, "sdev": 1e-4, "exact": 1.0,
+                "pull": pull, "n_evals": n, "wall_time": wall, "f_time": 0.0}
+
+    def row(spec, seed, wall_fl, vegas_pull=0.0):  # c* = (wall_fl - 1) s / 1,000,000 calls
+        return {"spec": spec, "seed": seed, "rtol": 1e-3, "flowint": rec(1_000_000, wall_fl),
+                "vegas": rec(2_000_000, 1.0, vegas_pull)}
+
+    rows = [row("a", 1, 1.5), row("a", 2, 4.0), row("a", 3, 1.8), row("b", 1, 9.0)]
+    text = equal_cost.breakeven_summary(rows)
+    lines = [line for line in text.splitlines() if line.startswith("| a")]
+    assert len(lines) == 1 and "| b" not in text  # one seed of b: no summary line
+    cells = [c.strip() for c in lines[0].split("|")[1:-1]]
+    assert cells[4] == "0.8"  # median of 0.5, 3, 0.8 µs
+    assert cells[5] == "2 of 3" and cells[7] == "yes"
+    rows[2] = row("a", 3, 2.5)  # 1.5 µs: the median misses
+    cells = [c.strip() for c in equal_cost.breakeven_summary(rows).splitlines()[-1]
+             .split("|")[1:-1]]
+    assert cells[4] == "1.5" and cells[7].startswith("MISS")
+    rows[1] = row("a", 2, 4.0, vegas_pull=9.0)  # a wrong vegas sets no bar: median of 0.5, 1.5
+    cells = [c.strip() for c in equal_cost.breakeven_summary(rows).splitlines()[-1]
+             .split("|")[1:-1]]
+    assert cells[4] == "1" and cells[6] == "2 of 3" and cells[7] == "yes"
+
+
 def test_cost_figures_tiny(tmp_path):
     import cost_figures
 
@@ -422,6 +450,22 @@ def test_train_step_smoke(capsys):
     for row in body:
         assert all(math.isfinite(_number(row[i])) and _number(row[i]) > 0 for i in range(1, 6))
     assert "flow.sample(256)" in out
+
+
+def test_train_step_times_the_flow_the_integrator_trains():
+    import flowint
+    from flowint.integrator import default_flow_options
+
+    train_step = pytest.importorskip("train_step")
+
+    def size(flow):
+        return sum(p.numel() for p in flow.parameters())
+
+    trained = size(flowint.Integrator(3, seed=0).flow)
+    assert trained == size(flowint.make_flow(3, **default_flow_options("rqs")))
+    assert size(train_step.make_setup(3, 16)["new"].flow) == trained
+    assert size(train_step.make_setup(3, 16, flow="make_flow")["new"].flow) == \
+        size(flowint.make_flow(3)) != trained
 
 
 def test_channel_alpha_tiny(tmp_path, monkeypatch):
