@@ -167,3 +167,24 @@ def test_direction_numbers_are_cached_read_only_and_checked():
         scrambled_sobol_array(2**32 + 1, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="scramble must be"):
         scrambled_sobol_array(4, 2, np.random.default_rng(0), "owen")
+
+
+def test_direction_numbers_through_scipys_public_api_match_its_private_ones(monkeypatch):
+    """Where a scipy keeps no ``_sv``, the direction numbers come from its public Sobol engine:
+    the same ones, so the same points (for sets of up to 2^32 points; a clear error beyond)."""
+    from flowint.run import sobol
+
+    for dim in (1, 3, 40):
+        public = sobol._public_direction_numbers(dim, 18)
+        assert public.shape == (dim, 18) and not public.flags.writeable
+        np.testing.assert_array_equal(public, direction_numbers(dim)[:, :18])
+    expected = {s: scrambled_sobol_array(1024, 5, np.random.default_rng(3), s) for s in SCRAMBLES}
+    monkeypatch.setattr(sobol, "_scipy_direction_numbers", lambda dim: None)
+    monkeypatch.setattr(sobol, "_PUBLIC", {})
+    assert direction_numbers(5, 10).shape == (5, 10)
+    for s in SCRAMBLES:
+        np.testing.assert_array_equal(
+            scrambled_sobol_array(1024, 5, np.random.default_rng(3), s), expected[s])
+    assert sobol._PUBLIC[5].shape == (5, 10)  # computed for the sets drawn, no further
+    with pytest.raises(ValueError, match="2\\^32 points"):
+        scrambled_sobol_array(2**32 + 1, 5, np.random.default_rng(0), "linear")

@@ -30,7 +30,8 @@ it for (0, m, d)-nets), gives 64.3 % and 64.7 % (600 repetitions each;
 
 Points are in the sequence's natural order (``x_i`` is the XOR of the ``v_j`` for the set bits
 ``j`` of ``i``; scipy uses the Gray-code order, which gives the same set for ``n = 2^m``). The
-direction numbers are scipy's (Joe and Kuo's), read once per dimension.
+direction numbers are scipy's (Joe and Kuo's), read once per dimension (from its engine's
+private ``_sv``, or, where a scipy has none, derived through its public API).
 """
 
 from __future__ import annotations
@@ -53,19 +54,69 @@ _MANTISSA = 53
 SCRAMBLES = ("nested", "linear")
 
 
-@functools.lru_cache(maxsize=32)
-def direction_numbers(dim: int) -> np.ndarray:
-    """The ``(dim, 64)`` unscrambled Sobol direction numbers (uint64, most significant bit
-    first; read-only)."""
-    from scipy.stats import qmc
+def direction_numbers(dim: int, m: int = _BITS) -> np.ndarray:
+    """The first ``m`` unscrambled Sobol direction numbers, ``(dim, m)`` uint64, most
+    significant bit first, read-only.
 
+    Read from scipy's engine (its private ``_sv``: 64 of them, cached per dimension); where a
+    scipy keeps none, derived through its public API (:func:`_public_direction_numbers`: the
+    same numbers, at most 32 of them, i.e. sets of up to ``2^32`` points).
+    """
     if not 1 <= dim <= MAX_DIM:
         raise ValueError(f"Sobol points need 1 <= dim <= {MAX_DIM}, got {dim}")
-    sv = np.array(qmc.Sobol(dim, scramble=False, bits=_BITS)._sv, dtype=np.uint64)
-    if sv.shape != (dim, _BITS):  # pragma: no cover - a scipy that stores them otherwise
-        raise RuntimeError(f"unexpected Sobol direction numbers of shape {sv.shape}")
+    private = _scipy_direction_numbers(dim)
+    if private is not None:
+        return private if m >= _BITS else private[:, :m]
+    if m > 32:
+        raise ValueError(f"sets of 2^{m} points need more direction numbers than the 32 this "
+                         f"scipy gives through its public API (n exceeds the 2^32 points it "
+                         f"covers)")
+    return _public_direction_numbers(dim, m)
+
+
+@functools.lru_cache(maxsize=32)
+def _scipy_direction_numbers(dim: int) -> np.ndarray | None:
+    """scipy's ``(dim, 64)`` direction numbers from its engine's private ``_sv`` (read-only),
+    or ``None`` where it has none of that shape."""
+    from scipy.stats import qmc
+
+    sv = getattr(qmc.Sobol(dim, scramble=False, bits=_BITS), "_sv", None)
+    if sv is None:
+        return None
+    sv = np.array(sv, dtype=np.uint64)
+    if sv.shape != (dim, _BITS):
+        return None
     sv.setflags(write=False)
     return sv
+
+
+_PUBLIC: dict[int, np.ndarray] = {}
+
+
+def _public_direction_numbers(dim: int, m: int) -> np.ndarray:
+    """The first ``m <= 32`` direction numbers through scipy's public API, ``(dim, m)``.
+
+    scipy's unscrambled points come in Gray-code order, and the one at position ``2^(j+1) − 1``
+    (whose Gray code is ``2^j``) is ``v_j`` itself; ``fast_forward`` reaches it in ``O(2^j)``
+    steps, so the cost is about that of drawing one set of ``2^m`` points, paid once per
+    dimension and ``m`` (kept and extended as larger sets come). ``v_j`` has no digit beyond
+    the ``(j+1)``-th, so 32-bit points give the first 32 exactly; they are shifted to the top
+    of 64 bits.
+    """
+    from scipy.stats import qmc
+
+    have = _PUBLIC.get(dim)
+    if have is None or have.shape[1] < m:
+        engine = qmc.Sobol(dim, scramble=False, bits=32)
+        columns = []
+        for j in range(m):
+            engine.reset()
+            engine.fast_forward((2 << j) - 1)
+            columns.append(np.round(engine.random(1)[0] * 2.0**32).astype(np.uint64))
+        have = np.stack(columns, axis=1) << np.uint64(_BITS - 32)
+        have.setflags(write=False)
+        _PUBLIC[dim] = have
+    return have[:, :m]
 
 
 def _parity(x: np.ndarray) -> np.ndarray:
@@ -84,7 +135,7 @@ def _check(n: int, dim: int, max_log2: int) -> tuple[int, int, int]:
     m = max(1, math.ceil(math.log2(n)))
     if m > max_log2:
         raise ValueError(f"n = {n} exceeds the 2^{max_log2} points this randomization covers")
-    direction_numbers(dim)  # checks dim
+    direction_numbers(dim, m)  # checks dim, and m where scipy gives fewer than 64
     return n, dim, m
 
 
@@ -102,7 +153,7 @@ def _natural_order(v: np.ndarray, first: np.ndarray) -> np.ndarray:
 def _unscrambled_top(n: int, dim: int, m: int) -> np.ndarray:
     """The first ``m`` binary digits of the first ``n`` unscrambled Sobol points, as integers
     in ``[0, 2^m)`` (uint32, shape ``(n, dim)``, natural order; ``m <= 32``)."""
-    v = (direction_numbers(dim)[:, :m] >> np.uint64(_BITS - m)).astype(np.uint32)
+    v = (direction_numbers(dim, m) >> np.uint64(_BITS - m)).astype(np.uint32)
     return _natural_order(v, np.zeros(dim, dtype=np.uint32))[:n]
 
 
@@ -179,7 +230,7 @@ def linear_scrambled_sobol_array(n: int, dim: int, rng: np.random.Generator) -> 
         64 digits).
     """
     n, dim, m = _check(n, dim, _BITS)
-    v = direction_numbers(dim)[:, :m]                                   # (dim, m)
+    v = direction_numbers(dim, m)                                       # (dim, m)
     k = np.arange(_BITS, dtype=np.uint64)                               # output bit, MSB first
     diagonal = _ONE << (np.uint64(_BITS - 1) - k)
     above = ~((diagonal << _ONE) - _ONE)                                # bits more significant
