@@ -99,7 +99,7 @@ def _public_direction_numbers(dim: int, m: int) -> np.ndarray:
     scipy's unscrambled points come in Gray-code order, and the one at position ``2^(j+1) − 1``
     (whose Gray code is ``2^j``) is ``v_j`` itself; ``fast_forward`` reaches it in ``O(2^j)``
     steps, so the cost is about that of drawing one set of ``2^m`` points, paid once per
-    dimension and ``m`` (kept and extended as larger sets come). ``v_j`` has no digit beyond
+    dimension (kept, and computed again when a larger set needs more). ``v_j`` has no digit beyond
     the ``(j+1)``-th, so 32-bit points give the first 32 exactly; they are shifted to the top
     of 64 bits.
     """
