@@ -78,10 +78,10 @@ class Setup:
 
 
 def make_setup(dim: int, batch: int = 1024, seed: int = 0,
-               flow: str = "integrator") -> dict[str, Setup]:
-    """Two identical flows (old and new) of ``FLOWS[flow]`` with their optimizers and a buffer
+               kind: str = "integrator") -> dict[str, Setup]:
+    """Two identical flows (old and new) of ``FLOWS[kind]`` with their optimizers and a buffer
     of 4 batches."""
-    flow = make_flow(dim, seed=seed, dtype=torch.float32, **FLOWS[flow])
+    flow = make_flow(dim, seed=seed, dtype=torch.float32, **FLOWS[kind])
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in flow.parameters():
@@ -119,7 +119,7 @@ def step(s: Setup, batch: int = 1024, clock: Callable[[], float] = time.perf_cou
 def time_steps(dim: int, repeats: int, batch: int = 1024, warmup: int = 3,
                kind: str = "integrator") -> dict[str, dict[str, float]]:
     """Median seconds per step (wall and CPU) and of its parts, per implementation."""
-    setups = make_setup(dim, batch, flow=kind)
+    setups = make_setup(dim, batch, kind=kind)
     for _ in range(warmup):
         for impl in IMPLS:
             step(setups[impl], batch)
@@ -142,7 +142,7 @@ def time_steps(dim: int, repeats: int, batch: int = 1024, warmup: int = 3,
 
 def time_sampling(dim: int, n: int, repeats: int, kind: str = "integrator") -> dict[str, float]:
     """Median CPU seconds of ``flow.sample(n)`` in float64 (the frozen flow of the estimate)."""
-    flow = make_setup(dim, flow=kind)["new"].flow.to(torch.float64)
+    flow = make_setup(dim, kind=kind)["new"].flow.to(torch.float64)
     samples: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     for r in range(repeats):
         for impl in (IMPLS if r % 2 == 0 else IMPLS[::-1]):
@@ -168,7 +168,7 @@ def profile_families(dim: int, steps: int = 10, batch: int = 1024, top: int = 12
     """Print, per implementation, the self CPU time per step by operator family and top ops."""
     from torch.profiler import ProfilerActivity, profile
 
-    setups = make_setup(dim, batch, flow=kind)
+    setups = make_setup(dim, batch, kind=kind)
     for impl in IMPLS:
         for _ in range(3):
             step(setups[impl], batch)

@@ -464,7 +464,7 @@ def test_train_step_times_the_flow_the_integrator_trains():
     trained = size(flowint.Integrator(3, seed=0).flow)
     assert trained == size(flowint.make_flow(3, **default_flow_options("rqs")))
     assert size(train_step.make_setup(3, 16)["new"].flow) == trained
-    assert size(train_step.make_setup(3, 16, flow="make_flow")["new"].flow) == \
+    assert size(train_step.make_setup(3, 16, kind="make_flow")["new"].flow) == \
         size(flowint.make_flow(3)) != trained
 
 
