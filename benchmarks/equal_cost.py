@@ -495,13 +495,14 @@ def breakeven_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 BREAKEVEN_SUMMARY_COLUMNS = ["integrand", "rtol", "seeds", "c* µs/call by seed", "median c*",
-                             "seeds with c* ≤ goal", "seeds vegas right", "goal (median)"]
+                             "seeds meeting the goal", "seeds vegas right", "goal (median)"]
 
 
 def breakeven_summary(rows: Sequence[dict[str, Any]]) -> str:
     """The break-even rows of integrands run with several seeds, one line each: every seed's
-    c*, their median and how many meet the goal. The median is over the seeds where vegas is
-    right (a wrong vegas answer sets no bar); ``—`` when there is none."""
+    c*, their median and how many meet the goal (each row's own verdict: a wrong vegas answer
+    sets no bar there). The median is over the seeds where vegas is right; ``—`` when there is
+    none."""
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["spec"], row["rtol"]), []).append(row)
@@ -511,8 +512,7 @@ def breakeven_summary(rows: Sequence[dict[str, Any]]) -> str:
             continue
         group = sorted(group, key=lambda r: r["seed"])
         qs = [breakeven(r) for r in group]
-        values = sorted(q["c_star"] * 1e6 for q in qs
-                        if q["ve_right"] and math.isfinite(q["c_star"]))
+        values = [q["c_star"] * 1e6 for q in qs if q["ve_right"] and math.isfinite(q["c_star"])]
         median = statistics.median(values) if values else math.nan
         met = sum(1 for q in qs if not q["goal"].startswith("MISS"))
         verdict = ("—" if not values else "yes" if median <= BREAKEVEN_GOAL_US
