@@ -4,7 +4,7 @@ A training step is what :meth:`flowint.run.trainer.Trainer._descend` does per mi
 1024 points of a buffer, ``flow.log_prob`` with gradients, the ``"variance"`` surrogate loss,
 ``backward``, gradient clipping at norm 10 and an Adam step. The flow is the one
 :class:`~flowint.Integrator` trains: ``make_flow(d, dtype=float32, **default_flow_options("rqs"))``
-(rational-quadratic couplings of 8 bins, conditioners 64 wide, no per-axis grid); ``--flow
+(rational-quadratic couplings of 4 bins, conditioners 32 wide, no per-axis grid); ``--flow
 make_flow`` times ``make_flow``'s own defaults instead (16 bins, 32 wide, with the grid). Its
 parameters are moved away from the identity by seeded noise so that points spread over the bins.
 

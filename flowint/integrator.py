@@ -40,9 +40,14 @@ __all__ = ["DEFAULTS", "Integrator", "default_flow_options", "integrate", "load_
 
 def default_flow_options(kind: str) -> dict[str, Any]:
     """The :func:`~flowint.make_flow` arguments of the integrator's flow of spline family
-    ``kind`` before ``flow_options``: wider conditioners (64) than ``make_flow``'s own
-    default, no per-axis grid (the grid is a candidate of its own), and 8 bins for ``"rqs"``."""
-    return {"hidden": 64, "grid": False, **({"bins": 8} if kind == "rqs" else {})}
+    ``kind`` before ``flow_options``: conditioners 32 wide, no per-axis grid (the grid is a
+    candidate of its own), and 4 bins for ``"rqs"``.
+
+    A point through this flow costs about half the seconds of the 64-wide, 8-bin flow that
+    was the default before (training and sampling are most of a run's seconds with a cheap
+    integrand), and the camel 8/16/32-D reached smaller error bars with it at the same calls
+    (``benchmarks/results/equal_cost.md``); the smooth Gaussian 16-D, larger ones."""
+    return {"hidden": 32, "grid": False, **({"bins": 4} if kind == "rqs" else {})}
 
 
 class Integrator:

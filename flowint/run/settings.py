@@ -28,8 +28,8 @@ class Settings:
     Attributes:
         flow: ``"rqs"`` | ``"pwq"`` | ``"pwl"`` or a :class:`~flowint.flows.Flow` on the cube.
         flow_options: extra :func:`~flowint.make_flow` arguments; the integrator's own
-            defaults are ``hidden=64``, ``grid=False`` and ``bins=8`` for ``rqs``
-            (``benchmarks/results/ablation_*.md``).
+            defaults are ``hidden=32``, ``grid=False`` and ``bins=4`` for ``rqs``
+            (:func:`~flowint.integrator.default_flow_options`).
         loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
         lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
         batch_size: points per training iteration (``None``: from ``dim`` and the budget).
