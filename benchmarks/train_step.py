@@ -3,9 +3,10 @@
 A training step is what :meth:`flowint.run.trainer.Trainer._descend` does per minibatch: draw
 1024 points of a buffer, ``flow.log_prob`` with gradients, the ``"variance"`` surrogate loss,
 ``backward``, gradient clipping at norm 10 and an Adam step. The flow is the one
-:class:`~flowint.Integrator` trains: ``make_flow(d, dtype=float32, **default_flow_options("rqs"))``
-(rational-quadratic couplings of 4 bins, conditioners 32 wide, no per-axis grid); ``--flow
-make_flow`` times ``make_flow``'s own defaults instead (16 bins, 32 wide, with the grid). Its
+:class:`~flowint.Integrator` trains:
+``make_flow(d, dtype=float32, **default_flow_options("rqs", d))`` (rational-quadratic couplings
+of 4 bins, conditioners 32 wide, no per-axis grid; in 2-D 8 bins, 64 wide); ``--flow make_flow``
+times ``make_flow``'s own defaults instead (16 bins, 32 wide, with the grid). Its
 parameters are moved away from the identity by seeded noise so that points spread over the bins.
 
 The two implementations, timed alternately in the same process (the order swapped every
@@ -52,8 +53,9 @@ __all__ = ["Setup", "make_setup", "step", "time_steps", "time_sampling", "profil
            "main"]
 
 IMPLS = ("old", "new")
-#: The flows ``--flow`` chooses from: ``make_flow`` arguments beside ``dim``, seed and dtype.
-FLOWS = {"integrator": default_flow_options("rqs"), "make_flow": {}}
+#: The flows ``--flow`` chooses from: ``make_flow`` arguments beside ``dim``, seed and dtype,
+#: as functions of ``dim``.
+FLOWS = {"integrator": lambda dim: default_flow_options("rqs", dim), "make_flow": lambda dim: {}}
 FAMILIES = {
     "matmul": ("mm", "addmm", "bmm", "matmul", "linear"),
     "optimizer": ("Optimizer", "_foreach", "lerp", "addcdiv", "sqrt", "norm", "clamp"),
@@ -81,7 +83,7 @@ def make_setup(dim: int, batch: int = 1024, seed: int = 0,
                kind: str = "integrator") -> dict[str, Setup]:
     """Two identical flows (old and new) of ``FLOWS[kind]`` with their optimizers and a buffer
     of 4 batches."""
-    flow = make_flow(dim, seed=seed, dtype=torch.float32, **FLOWS[kind])
+    flow = make_flow(dim, seed=seed, dtype=torch.float32, **FLOWS[kind](dim))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in flow.parameters():
@@ -207,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), flow {args.flow} "
-          f"{FLOWS[args.flow]}, minibatch {args.batch}, median of {args.repeats} alternating "
+          f"{ {d: FLOWS[args.flow](d) for d in args.dims} }, minibatch {args.batch}, "
+          f"median of {args.repeats} alternating "
           "repeats; ms per step")
     print("| d | old wall | new wall | old CPU | new CPU | CPU ratio old/new | "
           "new fwd / bwd / opt CPU | old fwd / bwd / opt CPU |")

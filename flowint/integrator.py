@@ -38,15 +38,24 @@ from .run.trainer import Trainer
 __all__ = ["DEFAULTS", "Integrator", "default_flow_options", "integrate", "load_checkpoint"]
 
 
-def default_flow_options(kind: str) -> dict[str, Any]:
+def default_flow_options(kind: str, dim: int) -> dict[str, Any]:
     """The :func:`~flowint.make_flow` arguments of the integrator's flow of spline family
-    ``kind`` before ``flow_options``: conditioners 32 wide, no per-axis grid (the grid is a
-    candidate of its own), and 4 bins for ``"rqs"``.
+    ``kind`` on ``dim`` dimensions before ``flow_options``: no per-axis grid (the grid is a
+    candidate of its own); from 3 dimensions on, conditioners 32 wide and 4 bins for
+    ``"rqs"``; in 1 and 2 dimensions, 64 wide and 8 bins.
 
-    A point through this flow costs about half the seconds of the 64-wide, 8-bin flow that
-    was the default before (training and sampling are most of a run's seconds with a cheap
-    integrand), and the camel 8/16/32-D reached smaller error bars with it at the same calls
-    (``benchmarks/results/equal_cost.md``); the smooth Gaussian 16-D, larger ones."""
+    Above 2 dimensions a point through the lighter flow costs about half the seconds of the
+    64-wide, 8-bin one (training and sampling are most of a run's seconds with a cheap
+    integrand: the camel 8-D's break-even integrand cost against VEGAS went from 1.55 to
+    0.77 µs per call), and the camel 8/16/32-D reached error bars as small or smaller at the
+    same calls (``benchmarks/results/equal_cost.md``). In 2 dimensions the flow has two
+    coupling layers of one coordinate each, a point through it costs little, and a sharp
+    feature needs the knots: with 4 bins and 32 wide the annulus at 10⁵ calls ended 1.64×
+    plain RQMC's RMS error over 140 seeds (2.27× on the 44 that end in the trained flow),
+    with 8 bins and 32 wide 1.01× but with six pulls beyond 3, with 8 bins and 64 wide
+    0.92×."""
+    if dim <= 2:
+        return {"hidden": 64, "grid": False, **({"bins": 8} if kind == "rqs" else {})}
     return {"hidden": 32, "grid": False, **({"bins": 4} if kind == "rqs" else {})}
 
 
@@ -107,7 +116,7 @@ class Integrator:
         if not isinstance(spec, str):
             raise TypeError(f"flow must be a kind name or a Flow, got {type(spec).__name__}")
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator, device=self.device))
-        options = {**default_flow_options(spec), **(s.flow_options or {})}
+        options = {**default_flow_options(spec, self.dim), **(s.flow_options or {})}
         return make_flow(self.dim, spec, seed=seed, dtype=s.dtype, device=self.device,
                          **options)
 

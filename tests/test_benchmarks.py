@@ -461,11 +461,15 @@ def test_train_step_times_the_flow_the_integrator_trains():
     def size(flow):
         return sum(p.numel() for p in flow.parameters())
 
-    trained = size(flowint.Integrator(3, seed=0).flow)
-    assert trained == size(flowint.make_flow(3, **default_flow_options("rqs")))
-    assert size(train_step.make_setup(3, 16)["new"].flow) == trained
-    assert size(train_step.make_setup(3, 16, kind="make_flow")["new"].flow) == \
-        size(flowint.make_flow(3)) != trained
+    for dim in (2, 3):
+        trained = size(flowint.Integrator(dim, seed=0).flow)
+        assert trained == size(flowint.make_flow(dim, **default_flow_options("rqs", dim)))
+        assert size(train_step.make_setup(dim, 16)["new"].flow) == trained
+        assert size(train_step.make_setup(dim, 16, kind="make_flow")["new"].flow) == \
+            size(flowint.make_flow(dim)) != trained
+    # 2-D keeps the wider, finer flow; from 3-D on it is the lighter one
+    assert default_flow_options("rqs", 2) == {"hidden": 64, "grid": False, "bins": 8}
+    assert default_flow_options("rqs", 3) == {"hidden": 32, "grid": False, "bins": 4}
 
 
 def test_channel_alpha_tiny(tmp_path, monkeypatch):

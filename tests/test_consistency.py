@@ -86,13 +86,13 @@ TWO_BUMPS_EXACT = ((1 - SHARE) * _mass_in_unit_interval(*BROAD) ** 2
 def heavy_tail() -> tuple[flowint.Result, list[str]]:
     # A user's call: defaults, a modest budget. The policy explores, trains a flow and reuses
     # late training iterations; they caught far-tail weights that the final estimate did not.
-    # Observed with the integrator's flow of 4 bins, 32 wide (9a10f45): pull −7.1; the χ² of
-    # the training iterations against the final estimate has Q = 2.1e-5, so they were dropped
-    # (with the RuntimeWarning) and the final estimate alone was returned. Of seeds 1–119,
-    # 1, 39, 53, 58 and 92 give a failed χ² with |pull| > 5. (Seed 79 did this with the
-    # 64-wide, 8-bin flow — 0.781(11), pull −19.2, Q = 2.2e-5 — and seed 1 before flowint
-    # drew its own scrambled Sobol sets, with a Pareto k̂ of 0.96 as a second flag.)
-    return _run(power_law, 2, budget=20_000, seed=1)
+    # Observed: 0.781(11) against 1 (pull −19.2); the χ² of the training iterations against
+    # the final estimate has Q = 2.2e-5, so they were dropped (with the RuntimeWarning) and
+    # the final estimate alone was returned. Its own weights raise no tail warning here. (Seed
+    # 1 did this, with a Pareto k̂ of 0.96 as a second flag, until flowint drew its own
+    # scrambled Sobol sets; of seeds 1–215 since, 79 and 34 give a failed χ² with |pull| > 5,
+    # none of them a tail warning as well.)
+    return _run(power_law, 2, budget=20_000, seed=79)
 
 
 @pytest.fixture(scope="module")

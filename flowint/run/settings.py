@@ -28,8 +28,9 @@ class Settings:
     Attributes:
         flow: ``"rqs"`` | ``"pwq"`` | ``"pwl"`` or a :class:`~flowint.flows.Flow` on the cube.
         flow_options: extra :func:`~flowint.make_flow` arguments; the integrator's own
-            defaults are ``hidden=32``, ``grid=False`` and ``bins=4`` for ``rqs``
-            (:func:`~flowint.integrator.default_flow_options`).
+            defaults are ``grid=False`` and, from 3 dimensions on, ``hidden=32`` and
+            ``bins=4`` for ``rqs`` (in 1 and 2, ``hidden=64`` and ``bins=8``;
+            :func:`~flowint.integrator.default_flow_options`).
         loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
         lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
         batch_size: points per training iteration (``None``: from ``dim`` and the budget).
