@@ -4,10 +4,11 @@ A training step is what :meth:`flowint.run.trainer.Trainer._descend` does per mi
 1024 points of a buffer, ``flow.log_prob`` with gradients, the ``"variance"`` surrogate loss,
 ``backward``, gradient clipping at norm 10 and an Adam step. The flow is the one
 :class:`~flowint.Integrator` trains:
-``make_flow(d, dtype=float32, **default_flow_options("rqs", d))`` (rational-quadratic couplings
-of 4 bins, conditioners 32 wide, no per-axis grid; in 2-D 8 bins, 64 wide); ``--flow make_flow``
-times ``make_flow``'s own defaults instead (16 bins, 32 wide, with the grid). Its
-parameters are moved away from the identity by seeded noise so that points spread over the bins.
+``make_flow(d, dtype=float32, **default_flow_options("rqs", d))`` (rational-quadratic
+couplings of 4 bins, conditioners 32 wide, no per-axis grid; in 1 and 2 dimensions 8 bins, 64
+wide); ``--flow make_flow`` times ``make_flow``'s own defaults instead (16 bins, 32 wide, with
+the grid). Its parameters are moved away from the identity by seeded noise so that points
+spread over the bins.
 
 The two implementations, timed alternately in the same process (the order swapped every
 repeat) on two copies of the same flow:

@@ -54,7 +54,7 @@ def default_flow_options(kind: str, dim: int) -> dict[str, Any]:
     knots: with 4 bins and 32 wide the annulus at 10⁵ calls ended 1.64× plain RQMC's RMS
     error over 140 seeds (2.27× on the 44 that end in the trained flow;
     ``benchmarks/results/equal_cost_2d_seeds_4bins.md``), with 8 bins and 32 wide 1.01× but
-    with six pulls beyond 3, with 8 bins and 64 wide 0.92×."""
+    with six pulls beyond 3 (a scratch run), with 8 bins and 64 wide 0.92×."""
     if dim <= 2:
         return {"hidden": 64, "grid": False, **({"bins": 8} if kind == "rqs" else {})}
     return {"hidden": 32, "grid": False, **({"bins": 4} if kind == "rqs" else {})}
