@@ -23,7 +23,7 @@ from torch import Tensor
 from . import checkpoint as _ckpt
 from ._rng import SeedLike, make_generator
 from .channel_maps import ChannelMap, map_from_plain
-from .flows import Flow, make_flow
+from .flows import Flow, build_flow, make_flow
 from .integrand import Integrand, map_points, parse_bounds
 from .result import IterationRecord, Result
 from .run.adam import Adam
@@ -354,8 +354,12 @@ class Integrator:
         self.state = RunState.from_dict(state["state"], self.device)
         self.generator.set_state(state["rng"])
         saved = state.get("channels") or {}
-        self.channels = build_channels(self, {c: v["seed"] for c, v in saved.items()}) \
-            if saved else {}
+        # each channel's flow from its own recipe where it has one (a split's parts differ
+        # from the parent's flow; a parent loaded from a file holds a Flow, not "rqs")
+        flows = {c: build_flow(v["state"]["flow_config"]) for c, v in saved.items()
+                 if v["state"].get("flow_config") is not None}
+        self.channels = build_channels(self, {c: v["seed"] for c, v in saved.items()},
+                                       flows) if saved else {}
         for c, child in self.channels.items():
             child.load_state_dict(saved[c]["state"])
 

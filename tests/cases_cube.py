@@ -101,6 +101,12 @@ BIJECTION_CASES += [
           NETWORK_SCALE),
     _case("inverse-elementwise-pwq-d2", lambda: ElementwiseSpline(2, "pwq", bins=6).inv,
           ELEMENTWISE_SCALE),
+    # knot derivatives exp(theta) (the derivative="exp" option of the rqs family)
+    _case("elementwise-rqs-exp-d2",
+          lambda: ElementwiseSpline(2, "rqs", bins=5, derivative="exp"), ELEMENTWISE_SCALE),
+    _case("coupling-rqs-exp-d3",
+          lambda: SplineCoupling(MASKS["d3-101"], "rqs", derivative="exp", min_width=1e-5),
+          NETWORK_SCALE),
     _case("inverse-chain-d3", lambda: _chain().inv, NETWORK_SCALE, triangular=False),
 ]
 
@@ -126,4 +132,7 @@ FLOW_CASES: list[Case] = [
     for i, kind in enumerate(KINDS)
     for j, dim in enumerate(FLOW_DIMS)
     for grid in (True, False)
-]
+] + [_case("flow-rqs-exp-d2-nogrid", lambda: make_flow(2, "rqs", grid=False, seed=7,
+                                                         derivative="exp", min_width=1e-5,
+                                                         dtype=torch.float64), NETWORK_SCALE,
+                   triangular=False)]

@@ -524,3 +524,21 @@ def test_sobol_speed_tiny(tmp_path):
     assert sobol_speed.main(["--repeats", "1", "--out", str(out)]) == 0
     text = out.read_text()
     assert text.count("\n| ") >= len(sobol_speed.DIMS) * len(sobol_speed.SIZES)
+
+
+def test_signed_channels_over_seeds_table():
+    """The per-seed summary of benchmarks/signed_channels.py: median and largest per-sample
+    relative std, largest |pull|, and the issue's goal only for i.i.d. split rows."""
+    sc = pytest.importorskip("signed_channels")
+    assert sc._seeds("1-4") == [1, 2, 3, 4] and sc._seeds("7") == [7]
+    row = [None, "signed_camel:dim=2", "auto", "no", 10, "r", "e", 0.5, "channels", 0.3]
+    rows = [row[:7] + [pull] + row[8:9] + [rel] + ["+", "-", 1, 1, 1.0]
+            for pull, rel in ((0.5, 0.3), (-2.5, 0.05), (1.0, 0.09))]
+    off = rows[0][:2] + ["off"] + rows[0][3:]
+    table = sc.over_seeds(rows + [off], [1, 2, 3])
+    split, single = table
+    assert split[3] == "3 of 3" and split[4] == 0.09 and split[5] == 0.3 and split[6] == 2.5
+    assert split[8] == "ok (≤ 0.1)"
+    assert single[8] == "—"  # one density: the goal is the split's
+    worse = [r[:9] + [0.2] + r[10:] for r in rows]
+    assert sc.over_seeds(worse, [1, 2, 3])[0][8].startswith("MISS")

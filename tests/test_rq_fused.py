@@ -11,6 +11,7 @@ knots, at the ends of the interval, outside it, and for a batch of one point.
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -28,14 +29,16 @@ from flowint.flows.rq_fused import (
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 F64 = torch.float64
-# (bins, floor of widths and heights, floor of derivatives)
-FAMILIES = [(16, 1e-3, 1e-3), (5, 0.0, 1e-6), (1, 1e-3, 1e-3), (8, 1e-4, 1e-2)]
+# (bins, floor of widths and heights, floor of derivatives[, derivative parameterisation])
+FAMILIES = [(16, 1e-3, 1e-3), (5, 0.0, 1e-6), (1, 1e-3, 1e-3), (8, 1e-4, 1e-2),
+            (16, 1e-3, 1e-3, "exp"), (5, 0.0, 1e-6, "exp")]
 
 
-def _spline(bins: int, floor: float, min_d: float, height: float | None = None
-            ) -> RationalQuadratic:
+def _spline(bins: int, floor: float, min_d: float, derivative: str = "softplus",
+            height: float | None = None) -> RationalQuadratic:
     return RationalQuadratic(bins, min_width=floor,
-                             min_height=floor if height is None else height, min_derivative=min_d)
+                             min_height=floor if height is None else height, min_derivative=min_d,
+                             derivative=derivative)
 
 
 def _points(spline: RationalQuadratic, theta: torch.Tensor, gen: torch.Generator
@@ -74,7 +77,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("inverse", [False, True])
 def test_values_and_gradients_match_the_reference(family, inverse):
-    gen = torch.Generator().manual_seed(sum(family[:1]) + inverse)
+    gen = torch.Generator().manual_seed(family[0] + inverse + 10 * (len(family) > 3))
     spline = _spline(*family)
     theta = 2.0 * torch.randn(64, 3, spline.n_params, generator=gen, dtype=F64)
     x = _points(spline, theta, gen)
@@ -98,10 +101,11 @@ def test_unequal_floors_of_widths_and_heights():
         assert _close(gx, gx0, 1e-10) and _close(gt, gt0, 1e-10)
 
 
+@pytest.mark.parametrize("derivative", ["softplus", "exp"])
 @pytest.mark.parametrize("inverse", [False, True])
-def test_gradcheck(inverse):
+def test_gradcheck(inverse, derivative):
     gen = torch.Generator().manual_seed(11)
-    spline = _spline(6, 1e-3, 1e-3)
+    spline = _spline(6, 1e-3, 1e-3, derivative)
     c = spline._constants
     fn = rq_inverse if inverse else rq_forward
     x = (0.05 + 0.9 * torch.rand(5, 2, generator=gen, dtype=F64)).requires_grad_()
@@ -208,3 +212,44 @@ def test_float32_is_as_accurate_as_the_reference():
         err = (flow.log_prob(u).to(F64) - truth).abs()
     assert err.median() <= 2.0 * err_ref.median() + 1e-6
     assert err.max() <= 4.0 * err_ref.max() + 1e-5
+
+
+def test_exp_derivatives_capped_alike_in_both_paths():
+    """Raw derivative parameters above ``EXP_CAP`` give ``e^EXP_CAP`` and no gradient, in the
+    fused Functions as in the reference."""
+    from flowint.flows._rq_parts import EXP_CAP
+
+    spline = _spline(4, 1e-3, 1e-3, "exp")
+    gen = torch.Generator().manual_seed(5)
+    theta = torch.randn(16, 1, spline.n_params, generator=gen, dtype=F64)
+    theta[..., 2 * 4 + 1] = EXP_CAP + 2.0  # an inner knot beyond the cap
+    d = spline._params(theta)[2]
+    top = 1e-3 + (1.0 - 1e-3) * math.exp(EXP_CAP)
+    assert torch.allclose(d[..., 1], torch.full_like(d[..., 1], top))
+    x = torch.rand(16, 1, generator=gen, dtype=F64)
+    for inverse in (False, True):
+        (y, ladj, gx, gt), (y0, ladj0, gx0, gt0) = _both(spline, x, theta, inverse)
+        assert (y - y0).abs().max() <= 1e-12 and (ladj - ladj0).abs().max() <= 1e-10
+        assert _close(gt, gt0, 1e-10)
+        assert (gt[..., 2 * 4 + 1] == 0.0).all()
+
+
+def test_exp_derivative_flow_rebuilds_from_its_config():
+    from flowint.flows.base import build_flow
+
+    flow = make_flow(2, "rqs", grid=False, derivative="exp", min_width=1e-5, seed=3,
+                     dtype=F64)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=F64))
+    again = build_flow(flow.config).to(F64)
+    again.load_state_dict(flow.state_dict())
+    x = torch.rand(50, 2, generator=torch.Generator().manual_seed(2), dtype=F64)
+    assert torch.equal(flow.log_prob(x), again.log_prob(x))
+    softplus = make_flow(2, "rqs", grid=False, min_width=1e-5, seed=3, dtype=F64)
+    softplus.load_state_dict(flow.state_dict())
+    assert not torch.allclose(softplus.log_prob(x), flow.log_prob(x))
+    with pytest.raises(ValueError, match="derivative"):
+        make_flow(2, "pwq", derivative="exp")
+    with pytest.raises(ValueError, match="derivative"):
+        RationalQuadratic(4, derivative="cubic")

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 F64 = torch.float64
 EPS = torch.finfo(F64).eps
-KINDS = ("pwl", "pwq", "rqs")
+KINDS = ("pwl", "pwq", "rqs", "rqs_exp")  # rqs_exp: knot derivatives exp(theta)
 FLOORS = (0.0, 1e-6, 1e-4, 1e-3)
 #: Round-trip error allowed, in units of eps times the local condition number.
 ROUND_TRIP_UNITS = 1e3
@@ -43,7 +43,8 @@ def _build(kind: str, bins: int, floor: float) -> SplineMap:
     if kind == "pwq":
         return PiecewiseQuadratic(bins, min_width=floor, min_derivative=max(floor, 1e-6))
     return RationalQuadratic(bins, min_width=floor, min_height=floor,
-                             min_derivative=max(floor, 1e-6))
+                             min_derivative=max(floor, 1e-6),
+                             derivative="exp" if kind == "rqs_exp" else "softplus")
 
 
 def _knots(spline: SplineMap, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,6 +87,19 @@ def _mean_slope(xk: torch.Tensor, yk: torch.Tensor, x: torch.Tensor) -> torch.Te
     """Mean slope of the bin holding each ``x``: its height over its width."""
     idx = (torch.searchsorted(xk, x.detach(), right=True) - 1).clamp(0, xk.numel() - 2)
     return (yk[idx + 1] - yk[idx]) / (xk[idx + 1] - xk[idx]).clamp_min(1e-300)
+
+
+def _term_size(spline: SplineMap, theta: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor,
+               x: torch.Tensor) -> torch.Tensor:
+    """Size of the terms autograd sums into ``g'`` at ``x``: the bin's mean slope, and for the
+    rational-quadratic map also its two knot derivatives (which reach ``e^EXP_CAP`` with
+    ``derivative="exp"``)."""
+    slope = _mean_slope(xk, yk, x)
+    if not isinstance(spline, RationalQuadratic):
+        return slope
+    d = spline._params(theta)[2]
+    idx = (torch.searchsorted(xk, x.detach(), right=True) - 1).clamp(0, xk.numel() - 2)
+    return torch.maximum(slope, torch.maximum(d[idx], d[idx + 1]))
 
 
 def _eval(fn, pts: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,9 +206,10 @@ def test_ladj_is_log_derivative(spline_theta, extra):
     ok = grad > 0
     assert ok.float().mean() > 0.5
     # Logs: an absolute tolerance on them is a relative one on g'. Autograd's chain rule sums
-    # terms of the size of the bin's mean slope S to get g', so it rounds to eps * S / g'
-    # (large where g' is 1e-6 at the end of a steep bin).
-    atol = 1e-6 + ROUND_TRIP_UNITS * EPS * _mean_slope(xk, yk, x) / grad.clamp_min(1e-300)
+    # terms of the size of the bin's mean slope S (and of its knot derivatives) to get g', so
+    # it rounds to eps * S / g' (large where g' is 1e-6 at the end of a steep bin).
+    atol = (1e-6 + ROUND_TRIP_UNITS * EPS * _term_size(spline, theta, xk, yk, x)
+            / grad.clamp_min(1e-300))
     assert ((ladj.detach() - grad.log()).abs() <= atol)[ok].all()
     y = _probe_points(yk, extra)
     with torch.no_grad():
@@ -234,7 +249,7 @@ def test_identity_at_zero_theta(kind, bins, floor, extra):
 @pytest.mark.parametrize("kind", KINDS)
 def test_derivative_integrates_to_one(kind: str):
     """``int_0^1 g'(x) dx = g(1) - g(0) = 1``: the ladj carries the right normalisation."""
-    spline = make_spline(kind, bins=7)
+    spline = _build(kind, 7, 1e-3)
     theta = 2.0 * torch.randn(spline.n_params, generator=torch.Generator().manual_seed(0),
                               dtype=F64)
     n = 7 * 30_000  # cells never straddle a knot of the 7 equal pwl bins

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["RQConstants"]
+__all__ = ["EXP_CAP", "RQConstants"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,10 @@ class RQConstants:
         min_width: floor of the bin widths.
         min_height: floor of the bin heights.
         min_derivative: floor of the knot derivatives.
-        shift: added to the raw derivative parameters before the softplus.
+        shift: added to the raw derivative parameters before the softplus (``"softplus"``);
+            0 with ``"exp"``.
+        derivative: ``"softplus"``: knot derivative ``min_derivative + softplus(raw)``;
+            ``"exp"``: ``min_derivative + (1 - min_derivative) exp(min(raw, EXP_CAP))``.
     """
 
     bins: int
@@ -32,6 +35,13 @@ class RQConstants:
     min_height: float
     min_derivative: float
     shift: float
+    derivative: str = "softplus"
+
+
+EXP_CAP = 10.0
+"""Largest raw parameter an ``"exp"`` knot derivative follows: ``e^10 ≈ 2.2·10⁴``, a density
+down to about 10⁻⁴ of the bin's mean at a knot. Above it the derivative is constant and passes
+no gradient."""
 
 
 def _floors(c: RQConstants, like: Tensor) -> tuple[float | Tensor, float | Tensor]:
@@ -98,9 +108,19 @@ def _prepare(x: Tensor, theta: Tensor, c: RQConstants, axis: int) -> dict[str, T
             *idx.shape[:-1], 2, idx.shape[-1]))
     pos = torch.cat(rows, dim=-2)
     raw = torch.gather(theta[..., 2 * k:, :], -2, pos).add_(c.shift)
-    d = F.softplus(raw).add_(c.min_derivative)
+    d, sig = _derivatives(raw, c)
     return {"x_in": x_in, "x": x, "inside": inside, "s": s, "idx": idx, "pos": pos, "wh": wh,
-            "kn": kn, "d": d, "sig": torch.sigmoid(raw)}
+            "kn": kn, "d": d, "sig": sig}
+
+
+def _derivatives(raw: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
+    """The knot derivatives from their shifted raw parameters, and their derivative in
+    ``raw`` (the softplus's sigmoid, or the exponential's own value below the cap)."""
+    if c.derivative == "exp":
+        grows = raw < EXP_CAP
+        e = torch.exp(raw.clamp(max=EXP_CAP)).mul_(1.0 - c.min_derivative)
+        return e + c.min_derivative, torch.where(grows, e, torch.zeros_like(e))
+    return F.softplus(raw).add_(c.min_derivative), torch.sigmoid(raw)
 
 
 def _unit_mask(v: Tensor) -> Tensor:

@@ -42,6 +42,7 @@ def make_flow(
     grid: bool = True,
     grid_bins: int = 64,
     min_width: float = 1e-3,
+    derivative: str = "softplus",
     seed: int | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
@@ -67,6 +68,8 @@ def make_flow(
         grid: put a learnable per-axis grid (:class:`PerAxisGrid`) next to ``x``.
         grid_bins: bins of that grid.
         min_width: smallest spline bin width and height.
+        derivative: ``"rqs"`` only: how the knot derivatives follow their parameters,
+            ``"softplus"`` or ``"exp"`` (:class:`~flowint.flows.splines.RationalQuadratic`).
         seed: seeds the parameter initialisation and random masks (global RNG untouched).
         dtype: parameter dtype (default: torch's default dtype).
         device: parameter device.
@@ -93,6 +96,11 @@ def make_flow(
         spline_kw = {"bins": bins, "min_height": min_width}
     elif kind == "rqs":
         spline_kw["min_height"] = min_width
+        spline_kw["derivative"] = derivative
+    if derivative not in ("softplus", "exp"):
+        raise ValueError(f"derivative must be 'softplus' or 'exp', got {derivative!r}")
+    if kind != "rqs" and derivative != "softplus":
+        raise ValueError(f"derivative={derivative!r} is a setting of kind='rqs' only")
     transforms: list[Bijection] = []
     with _seeded(seed):
         if dim == 1:
@@ -108,7 +116,8 @@ def make_flow(
         "kwargs": {"dim": dim, "kind": kind, "bins": bins, "hidden": int(hidden),
                    "depth": int(depth), "activation": activation, "masks": masks,
                    "n_layers": n_layers, "grid": bool(grid), "grid_bins": int(grid_bins),
-                   "min_width": float(min_width), "seed": seed},
+                   "min_width": float(min_width), "seed": seed,
+                   **({"derivative": derivative} if derivative != "softplus" else {})},
     }
     flow = Flow(transforms, UniformBase(dim), config=config)
     return flow.to(dtype=dtype or torch.get_default_dtype(), device=device)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._rq_parts import EXP_CAP
 from ._spline_ops import _knots, _pin_ends, _rq_root, _search, _take, _widths
 from .rq_fused import RQConstants, column_map, fused_enabled, fused_splines, rq_forward, rq_inverse
 
@@ -208,13 +209,22 @@ class RationalQuadratic(SplineMap):
         min_width: smallest bin width.
         min_height: smallest bin height.
         min_derivative: smallest knot derivative.
+        derivative: how a knot derivative follows its parameter: ``"softplus"``
+            (``min_derivative + softplus``) or ``"exp"`` (``min_derivative + (1 -
+            min_derivative) exp``, capped at ``exp(EXP_CAP)``). A density that must fall by
+            orders of magnitude towards the ends of ``[0, 1]`` (the tails of a narrow peak)
+            needs knot derivatives ``dx/dz`` as large as its inverse: ``"softplus"`` reaches
+            them only by parameters that large, ``"exp"`` by their logarithm. The
+            parameter ``0`` gives derivative 1 (the identity) in both.
     """
 
     name = "rqs"
 
     def __init__(self, bins: int = 16, min_width: float = 1e-3, min_height: float = 1e-3,
-                 min_derivative: float = 1e-3):
+                 min_derivative: float = 1e-3, derivative: str = "softplus"):
         super().__init__(bins)
+        if derivative not in ("softplus", "exp"):
+            raise ValueError(f"derivative must be 'softplus' or 'exp', got {derivative!r}")
         for label, value in (("min_width", min_width), ("min_height", min_height)):
             if not 0.0 <= value * self.bins < 1.0:
                 raise ValueError(f"{label} * bins must be in [0, 1)")
@@ -223,18 +233,22 @@ class RationalQuadratic(SplineMap):
         self.min_width = float(min_width)
         self.min_height = float(min_height)
         self.min_derivative = float(min_derivative)
-        # softplus(shift) = 1 - min_derivative, so theta = 0 gives unit derivatives (identity).
-        self._shift = math.log(math.expm1(1.0 - self.min_derivative))
+        self.derivative = derivative
+        # softplus(shift) = 1 - min_derivative, so theta = 0 gives unit derivatives (identity);
+        # the exponential needs no shift.
+        self._shift = (math.log(math.expm1(1.0 - self.min_derivative))
+                       if derivative == "softplus" else 0.0)
         self._constants = RQConstants(self.bins, self.min_width, self.min_height,
-                                      self.min_derivative, self._shift)
+                                      self.min_derivative, self._shift, derivative)
 
     @property
     def n_params(self) -> int:
         return 3 * self.bins + 1
 
     def config(self) -> dict:
+        extra = {} if self.derivative == "softplus" else {"derivative": self.derivative}
         return {**super().config(), "min_width": self.min_width, "min_height": self.min_height,
-                "min_derivative": self.min_derivative}
+                "min_derivative": self.min_derivative, **extra}
 
     def _params(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Widths, heights, knot derivatives, x knots and y knots."""
@@ -247,7 +261,11 @@ class RationalQuadratic(SplineMap):
         # min_derivative + softplus(.), with the addition in place on the fresh softplus.
         # (Applying softplus to the two gathered parameters of the bin only would be cheaper
         # but rounds differently by an ulp: SIMD and scalar tails of the kernel differ.)
-        d = F.softplus(d_raw + self._shift).add_(self.min_derivative)
+        if self.derivative == "exp":
+            d = torch.exp(d_raw.clamp(max=EXP_CAP)).mul(1.0 - self.min_derivative)
+            d = d.add_(self.min_derivative)
+        else:
+            d = F.softplus(d_raw + self._shift).add_(self.min_derivative)
         return w, h, d, _knots(w), _knots(h)
 
     @staticmethod

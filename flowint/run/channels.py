@@ -49,8 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
     from .driver import CallDriver
 
-__all__ = ["CHANNELS", "ChannelMixture", "ChannelRun", "SignedPart", "SplitRun",
-           "build_channels", "track_signs"]
+__all__ = ["CHANNELS", "PART_FLOW_OPTIONS", "ChannelMixture", "ChannelRun", "SignedPart",
+           "SplitRun", "build_channels", "track_signs"]
 
 _BELOW_ONE = 1.0 - 2.0**-53
 
@@ -86,22 +86,41 @@ class SignedPart:
         return (fx if self.sign > 0 else -fx).clamp_min(0.0)
 
 
-def build_channels(parent: Integrator, seeds: dict[str, int]) -> dict[str, Integrator]:
+PART_FLOW_OPTIONS: dict[str, Any] = {"derivative": "exp", "min_width": 1e-5}
+"""What the flows of a sign split's parts take before the user's ``flow_options`` (with the
+default ``flow="rqs"``): knot derivatives ``exp(θ)`` and bin floors of ``10⁻⁵``. A part
+``f± = max(±f, 0)`` is zero wherever ``f`` has the other sign, and the density must fall by
+orders of magnitude there and in the tails of its peaks; a softplus derivative reaches a
+density ``ε`` of the mean only through a parameter of size ``1/ε``, the exponential through
+``log(1/ε)``. Measured in ``benchmarks/results/signed_channels_equal_budget.md``."""
+
+
+def build_channels(parent: Integrator, seeds: dict[str, int],
+                   flows: dict[str, Flow] | None = None) -> dict[str, Integrator]:
     """The channel integrators of ``parent``, one per key of ``seeds`` (in its order): its
     settings and flow recipe, on the unit cube (the parent's driver maps the points), torch in
     and out, ``signed="off"``, one channel, no checkpoint file of their own (they checkpoint
     through the parent) and one seed each. The channels of a sign split take ``f±`` as
-    values; those of a multi-channel run take what the parent takes (``log``)."""
+    values; those of a multi-channel run take what the parent takes (``log``). ``flows``:
+    channels' flows to take as they are (rebuilt from a checkpoint's recipes); the others
+    are built from the parent's flow setting (a sign split's parts from ``"rqs"`` with
+    :data:`PART_FLOW_OPTIONS`)."""
     s = parent.settings
     flow = s.flow
-    log = bool(s.log) and set(seeds) != set(CHANNELS)
+    split = set(seeds) == set(CHANNELS)
+    log = bool(s.log) and not split
+    options = s.flow_options
+    if split and flow == "rqs":
+        options = {**PART_FLOW_OPTIONS, **(s.flow_options or {})}
     out = {}
     for c in seeds:
         settings = s.replace(signed="off", checkpoint=None, seed=int(seeds[c]), backend="torch",
                              vectorized=True, executor=None, max_batch=None, prior=None,
                              nan_policy="raise", log=log, progress=False,
-                             channels=None).as_dict()
-        if not isinstance(flow, str):
+                             channels=None, flow_options=options).as_dict()
+        if flows and c in flows:
+            settings["flow"] = flows[c]
+        elif not isinstance(flow, str):
             settings["flow"] = copy.deepcopy(flow)
         child = type(parent)(parent.dim, None, **settings)
         child.parent = parent
