@@ -60,8 +60,8 @@ def _seeds(text: str) -> list[int]:
 def over_seeds(rows: list[list[Any]], seeds: list[int]) -> list[list[Any]]:
     """The second table: one row per case, mode and kind of points, over the seeds."""
     groups: dict[tuple[str, str, str], list[list[Any]]] = {}
-    for row in rows:
-        groups.setdefault((row[1], row[2], row[3]), []).append(row)
+    for row in rows:  # integrand, seed, signed, qmc, n_train, result, exact, pull, sampler, ...
+        groups.setdefault((row[0], row[2], row[3]), []).append(row)
     out = []
     for (spec, mode, qmc), runs in groups.items():
         rel = [r[9] for r in runs]
@@ -89,7 +89,7 @@ def run(spec: str, mode: str, qmc: bool, budget: int, n_train: int | None,
     seconds = time.perf_counter() - t0
     part = {c: f"{common.fmt(r.channels[c].rel_std)} ({r.channels[c].method})"
             if c in r.channels else "—" for c in ("+", "-")}
-    return [seed, spec, mode, "yes" if qmc else "no", n_train, str(r), f"{float(f.exact):.8g}",
+    return [spec, seed, mode, "yes" if qmc else "no", n_train, str(r), f"{float(f.exact):.8g}",
             r.pull(float(f.exact)), r.method, r.rel_std, part["+"], part["-"], r.n_evals,
             r.n_evals_final, seconds]
 
@@ -116,14 +116,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "flowint": "integrate(f, dim, budget, n_train, seed, signed, qmc), other "
                 "settings default"}
     title = "Signed integrands: one density against two channels"
-    columns = (["seed"] if args.seeds else []) + COLUMNS
+    columns = COLUMNS[:1] + (["seed"] if args.seeds else []) + COLUMNS[1:]
     rows: list[list[Any]] = []
     for spec in args.cases:
         for qmc in args.qmc:
             for mode in args.modes:
                 for seed in seeds:
                     row = run(spec, mode, qmc == "on", args.budget, args.n_train, seed)
-                    rows.append(row if args.seeds else row[1:])
+                    rows.append(row if args.seeds else row[:1] + row[2:])
                     common.add_row(args.out, title, command, settings, columns, rows)
     if args.seeds:
         text = (common.header(title, command, settings) + "\n### Over seeds\n\n"

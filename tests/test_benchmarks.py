@@ -531,9 +531,9 @@ def test_signed_channels_over_seeds_table():
     relative std, largest |pull|, and the issue's goal only for i.i.d. split rows."""
     sc = pytest.importorskip("signed_channels")
     assert sc._seeds("1-4") == [1, 2, 3, 4] and sc._seeds("7") == [7]
-    row = [None, "signed_camel:dim=2", "auto", "no", 10, "r", "e", 0.5, "channels", 0.3]
-    rows = [row[:7] + [pull] + row[8:9] + [rel] + ["+", "-", 1, 1, 1.0]
-            for pull, rel in ((0.5, 0.3), (-2.5, 0.05), (1.0, 0.09))]
+    row = ["signed_camel:dim=2", None, "auto", "no", 10, "r", "e", 0.5, "channels", 0.3]
+    rows = [row[:1] + [seed] + row[2:7] + [pull] + row[8:9] + [rel] + ["+", "-", 1, 1, 1.0]
+            for seed, pull, rel in ((1, 0.5, 0.3), (2, -2.5, 0.05), (3, 1.0, 0.09))]
     off = rows[0][:2] + ["off"] + rows[0][3:]
     table = sc.over_seeds(rows + [off], [1, 2, 3])
     split, single = table

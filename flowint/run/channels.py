@@ -10,7 +10,9 @@ drawing its own independent points, so both estimates are unbiased and independe
     ``I = I⁺ − I⁻``,  ``var = var⁺ + var⁻``.
 
 Every evaluation of ``f`` serves one channel: ``f`` is evaluated once per point, and the other
-part's value at that point is discarded (using it would couple the two estimates).
+part's value at that point is discarded (using it would couple the two estimates). With the
+default ``flow="rqs"`` each part's flow takes :data:`PART_FLOW_OPTIONS` (knot derivatives
+``exp(θ)``, bin floors of 10⁻⁵) before the user's ``flow_options``.
 
 The steps of a split call (its progress is the call record's ``"split"`` entry, plain data in
 the :class:`~flowint.run.state.RunState`; the channels' own states are saved beside it by
