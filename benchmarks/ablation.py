@@ -52,6 +52,8 @@ SINGLE: dict[str, dict[str, Any]] = {
     "hidden=128": {"flow_options": {"hidden": 128}},
     "hidden=32": {"flow_options": {"hidden": 32}},
     "flow=pwq": {"flow": "pwq"},
+    "derivative=exp": {"flow_options": {"derivative": "exp"}},
+    "derivative=exp min_width=1e-5": {"flow_options": {"derivative": "exp", "min_width": 1e-5}},
 }
 #: Combinations that set lr and bins explicitly; run by name with ``--variants``.
 COMBINED: dict[str, dict[str, Any]] = {
