@@ -88,6 +88,10 @@ class Integrator:
         self.device = torch.device(s.device or "cpu")
         self.generator = make_generator(s.seed, self.device)
         self.flow = self._build_flow(s.flow)
+        #: The spline family the flow was built from by name (``"rqs"``, ...), ``None`` for a
+        #: Flow passed as ``flow``; kept in checkpoints, so that an integrator loaded from one
+        #: builds a split's part flows as the original would (:func:`build_channels`).
+        self.flow_kind: str | None = s.flow if isinstance(s.flow, str) else None
         self.state = RunState(beta=0.0 if s.temper else 1.0)
         self.policy = Policy(dim, s)
         self.trainer = Trainer(self.flow, self.generator, loss=s.loss, lr=s.lr,
@@ -297,6 +301,7 @@ class Integrator:
         new["flow"] = copy.deepcopy(self.flow)
         new["checkpoint"] = changes.get("checkpoint")
         other = Integrator(self.dim, self.bounds, **new)
+        other.flow_kind = self.flow_kind
         other.load_state_dict(self.state_dict())
         return other
 
@@ -332,6 +337,7 @@ class Integrator:
             "bounds": bounds,
             "settings": self.settings.plain(),
             "flow_config": self.flow.config,
+            "flow_kind": self.flow_kind,
             "flow": {k: v.detach().cpu() for k, v in self.flow.state_dict().items()},
             "optimizer": self.trainer.optimizer.state_dict(),
             "state": self.state.to_dict(),
@@ -356,8 +362,12 @@ class Integrator:
         saved = state.get("channels") or {}
         # each channel's flow from its own recipe where it has one (a split's parts differ
         # from the parent's flow; a parent loaded from a file holds a Flow, not "rqs")
-        flows = {c: build_flow(v["state"]["flow_config"]) for c, v in saved.items()
-                 if v["state"].get("flow_config") is not None}
+        flows = {}
+        for c, v in saved.items():
+            try:
+                flows[c] = build_flow(v["state"]["flow_config"])
+            except (KeyError, TypeError, ValueError):  # no recipe, or an unregistered builder:
+                pass  # the channel copies the parent's flow, as checkpoints before 9b02110 did
         self.channels = build_channels(self, {c: v["seed"] for c, v in saved.items()},
                                        flows) if saved else {}
         for c, child in self.channels.items():
@@ -410,12 +420,15 @@ def load_checkpoint(path: Any, **settings: Any) -> Integrator:
         >>> x, w = integ.sample(10_000)
     """
     saved, blob = _ckpt.saved_settings(path)
-    if "flow" not in settings:
+    rebuilt = "flow" not in settings
+    if rebuilt:
         saved["flow"] = _ckpt.saved_flow(blob, path)
     target = settings.pop("checkpoint", None)
     saved.update(settings)
     saved["checkpoint"] = None
     integ = Integrator(int(blob["dim"]), blob["bounds"], **saved)
+    if rebuilt:  # the flow stands for the family it was built from by name, if it was
+        integ.flow_kind = blob.get("flow_kind")
     _ckpt.resume(integ, path)
     integ.settings = integ.settings.replace(checkpoint=target)
     return integ

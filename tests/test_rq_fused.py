@@ -223,6 +223,7 @@ def test_exp_derivatives_capped_alike_in_both_paths():
     gen = torch.Generator().manual_seed(5)
     theta = torch.randn(16, 1, spline.n_params, generator=gen, dtype=F64)
     theta[..., 2 * 4 + 1] = EXP_CAP + 2.0  # an inner knot beyond the cap
+    theta[..., 2 * 4 + 2] = EXP_CAP  # one at it (clamp passes the gradient there)
     d = spline._params(theta)[2]
     top = 1e-3 + (1.0 - 1e-3) * math.exp(EXP_CAP)
     assert torch.allclose(d[..., 1], torch.full_like(d[..., 1], top))
@@ -232,6 +233,7 @@ def test_exp_derivatives_capped_alike_in_both_paths():
         assert (y - y0).abs().max() <= 1e-12 and (ladj - ladj0).abs().max() <= 1e-10
         assert _close(gt, gt0, 1e-10)
         assert (gt[..., 2 * 4 + 1] == 0.0).all()
+        assert _close(gt[..., 2 * 4 + 2], gt0[..., 2 * 4 + 2], 1e-10)
 
 
 def test_exp_derivative_flow_rebuilds_from_its_config():

@@ -310,3 +310,48 @@ def test_a_split_checkpoint_from_another_device_rederives_every_random_state(tmp
         again = flowint.load_checkpoint(path)
     assert set(again.channels) == {"+", "-"}
     again.sample(100, seed=2)
+
+
+def _part_kwargs(integ: flowint.Integrator) -> list[dict]:
+    return [integ.channels[c].flow.config["kwargs"] for c in ("+", "-")]
+
+
+def test_the_parts_flows_take_the_part_options_under_the_users():
+    """A split's parts get exp knot derivatives and floors of 1e-5 with the default "rqs"
+    (the user's flow_options win); a pwq flow and a user's Flow object are left alone."""
+    from flowint.run.channels import PART_FLOW_OPTIONS
+
+    def split(**settings):
+        integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            integ(CAMEL, 6000)
+        return integ
+
+    for kw in _part_kwargs(split()):
+        assert kw["derivative"] == PART_FLOW_OPTIONS["derivative"] == "exp"
+        assert kw["min_width"] == PART_FLOW_OPTIONS["min_width"] and kw["hidden"] == 8
+    for kw in _part_kwargs(split(flow_options={"hidden": 8, "min_width": 1e-4})):
+        assert kw["derivative"] == "exp" and kw["min_width"] == 1e-4
+    for kw in _part_kwargs(split(flow="pwq")):
+        assert "derivative" not in kw and kw["kind"] == "pwq" and kw["min_width"] == 1e-3
+    own = flowint.make_flow(2, hidden=8, grid=False, seed=0)
+    for kw in _part_kwargs(split(flow=own)):
+        assert "derivative" not in kw  # a Flow given by the user is copied as it is
+
+
+def test_a_split_after_loading_a_checkpoint_builds_the_same_part_flows(tmp_path):
+    """An integrator loaded from a checkpoint holds a Flow rebuilt from the recipe; a split it
+    makes afterwards builds its parts as the original integrator would, from "rqs"."""
+    path = tmp_path / "one.ckpt"
+    integ = flowint.Integrator(2, seed=1, signed="off", checkpoint=path, **FAST)
+    integ(CAMEL, 4000)
+    again = flowint.load_checkpoint(path)
+    assert again.flow_kind == "rqs" and integ.flow_kind == "rqs"
+    runs = [one.with_settings(signed="split") for one in (integ, again)]
+    for one in runs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            one(CAMEL, 6000)
+    assert _part_kwargs(runs[1]) == _part_kwargs(runs[0])
+    assert all(kw["derivative"] == "exp" for kw in _part_kwargs(runs[1]))

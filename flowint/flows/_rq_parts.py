@@ -40,7 +40,7 @@ class RQConstants:
 
 EXP_CAP = 10.0
 """Largest raw parameter an ``"exp"`` knot derivative follows: ``e^10 ≈ 2.2·10⁴``, a density
-down to about 10⁻⁴ of the bin's mean at a knot. Above it the derivative is constant and passes
+down to about 5·10⁻⁵ of the bin's mean at a knot. Above it the derivative is constant and passes
 no gradient."""
 
 
@@ -81,7 +81,7 @@ def _prepare(x: Tensor, theta: Tensor, c: RQConstants, axis: int) -> dict[str, T
     derivatives at the bin's two knots and at the ends of the interval ``d`` (``(..., 4, M)``;
     ``(..., 2, M)`` without the ends when ``inside``: all points inside ``(0, 1)``), their
     positions ``pos`` among the derivative parameters and the sigmoid of their raw parameters
-    ``sig`` (the softplus's derivative).
+    ``sig`` (the derivatives' derivative in their raw parameters).
     """
     k = c.bins
     floor, scale = _floors(c, theta)
@@ -117,7 +117,7 @@ def _derivatives(raw: Tensor, c: RQConstants) -> tuple[Tensor, Tensor]:
     """The knot derivatives from their shifted raw parameters, and their derivative in
     ``raw`` (the softplus's sigmoid, or the exponential's own value below the cap)."""
     if c.derivative == "exp":
-        grows = raw < EXP_CAP
+        grows = raw <= EXP_CAP  # clamp passes the gradient at the cap itself
         e = torch.exp(raw.clamp(max=EXP_CAP)).mul_(1.0 - c.min_derivative)
         return e + c.min_derivative, torch.where(grows, e, torch.zeros_like(e))
     return F.softplus(raw).add_(c.min_derivative), torch.sigmoid(raw)
@@ -198,8 +198,8 @@ def _theta_grad(shape: torch.Size, p: dict[str, Tensor], g_wh: Tensor, g_kn: Ten
     height and of its left knots in ``x`` and ``y``; ``g_d`` (``(..., 4, M)`` or ``(..., 2,
     M)``) those of the derivatives at the positions ``p["pos"]``. A knot is the sum of the sizes
     of the bins left of it, so bin ``j`` receives ``g_kn`` for ``j < idx`` and ``g_wh`` for
-    ``j = idx``; then the softmax's backward ``scale * s * (g - <g, s>)`` and the softplus's
-    ``sigmoid``.
+    ``j = idx``; then the softmax's backward ``scale * s * (g - <g, s>)`` and the derivatives'
+    own (``p["sig"]``: the softplus's sigmoid, or the capped exponential's value).
     """
     k = c.bins
     s, idx = p["s"], p["idx"]

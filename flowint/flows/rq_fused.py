@@ -11,8 +11,8 @@ of the element-by-element autograd reference (``RationalQuadratic.forward_refere
 * in the column layout every operation runs along long contiguous rows (torch's CPU kernels are
   slow over short inner axes of ``K`` bins): one softmax for widths and heights, knots by
   running sums of rows, the bin found by counting the knots below the point (no concatenated
-  knot tensor, no ``searchsorted``), and the softplus of the derivatives at the bin's two knots
-  only;
+  knot tensor, no ``searchsorted``), and the softplus (or capped exponential) of the
+  derivatives at the bin's two knots only;
 * the backward is written out: the gradients of the output and of ``log g'`` with respect to the
   bin's six quantities (two knots, width, height, two derivatives) are rational functions of
   the position in the bin (implicit differentiation for the inverse), and they reach ``theta``

@@ -258,9 +258,10 @@ class RationalQuadratic(SplineMap):
         w_logits, h_logits, d_raw = theta.split([k, k, k + 1], dim=-1)
         w = _widths(w_logits, self.min_width)
         h = _widths(h_logits, self.min_height)
-        # min_derivative + softplus(.), with the addition in place on the fresh softplus.
-        # (Applying softplus to the two gathered parameters of the bin only would be cheaper
-        # but rounds differently by an ulp: SIMD and scalar tails of the kernel differ.)
+        # min_derivative + softplus(.) (or the capped exponential), with the addition in place
+        # on the fresh result. (Applying softplus to the two gathered parameters of the bin
+        # only would be cheaper but rounds differently by an ulp: SIMD and scalar tails of the
+        # kernel differ.)
         if self.derivative == "exp":
             d = torch.exp(d_raw.clamp(max=EXP_CAP)).mul(1.0 - self.min_derivative)
             d = d.add_(self.min_derivative)

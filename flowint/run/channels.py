@@ -105,14 +105,16 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     through the parent) and one seed each. The channels of a sign split take ``f±`` as
     values; those of a multi-channel run take what the parent takes (``log``). ``flows``:
     channels' flows to take as they are (rebuilt from a checkpoint's recipes); the others
-    are built from the parent's flow setting (a sign split's parts from ``"rqs"`` with
-    :data:`PART_FLOW_OPTIONS`)."""
+    are built from the parent's flow setting (a sign split's parts, where the parent's flow
+    was built as ``"rqs"``, from ``"rqs"`` with :data:`PART_FLOW_OPTIONS`; a Flow passed as
+    ``flow`` is copied)."""
     s = parent.settings
     flow = s.flow
     split = set(seeds) == set(CHANNELS)
     log = bool(s.log) and not split
     options = s.flow_options
-    if split and flow == "rqs":
+    if split and parent.flow_kind == "rqs":  # also for a parent loaded from a checkpoint
+        flow = "rqs"
         options = {**PART_FLOW_OPTIONS, **(s.flow_options or {})}
     out = {}
     for c in seeds:
@@ -122,8 +124,8 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
                              channels=None, flow_options=options).as_dict()
         if flows and c in flows:
             settings["flow"] = flows[c]
-        elif not isinstance(flow, str):
-            settings["flow"] = copy.deepcopy(flow)
+        else:
+            settings["flow"] = flow if isinstance(flow, str) else copy.deepcopy(flow)
         child = type(parent)(parent.dim, None, **settings)
         child.parent = parent
         out[c] = child

@@ -30,7 +30,8 @@ class Settings:
         flow_options: extra :func:`~flowint.make_flow` arguments; the integrator's own
             defaults are ``grid=False`` and, from 3 dimensions on, ``hidden=32`` and
             ``bins=4`` for ``rqs`` (in 1 and 2, ``hidden=64`` and ``bins=8``;
-            :func:`~flowint.integrator.default_flow_options`).
+            :func:`~flowint.integrator.default_flow_options`); a sign split's parts take
+            :data:`~flowint.run.channels.PART_FLOW_OPTIONS` before these.
         loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
         lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
         batch_size: points per training iteration (``None``: from ``dim`` and the budget).
