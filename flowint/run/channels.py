@@ -105,16 +105,16 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     through the parent) and one seed each. The channels of a sign split take ``f±`` as
     values; those of a multi-channel run take what the parent takes (``log``). ``flows``:
     channels' flows to take as they are (rebuilt from a checkpoint's recipes); the others
-    are built from the parent's flow setting (a sign split's parts, where the parent's flow
-    was built as ``"rqs"``, from ``"rqs"`` with :data:`PART_FLOW_OPTIONS`; a Flow passed as
-    ``flow`` is copied)."""
+    are built fresh from the family the parent's flow was built from by name (a sign split's
+    parts from ``"rqs"`` with :data:`PART_FLOW_OPTIONS`), or copy a Flow passed as ``flow``."""
     s = parent.settings
     flow = s.flow
     split = set(seeds) == set(CHANNELS)
     log = bool(s.log) and not split
+    if parent.flow_kind is not None:  # built by name, also when loaded from a checkpoint
+        flow = parent.flow_kind
     options = s.flow_options
-    if split and parent.flow_kind == "rqs":  # also for a parent loaded from a checkpoint
-        flow = "rqs"
+    if split and flow == "rqs":
         options = {**PART_FLOW_OPTIONS, **(s.flow_options or {})}
     out = {}
     for c in seeds:
