@@ -31,7 +31,7 @@ from .run.channels import ChannelMixture, build_channels
 from .run.driver import CallDriver, check_count, check_tolerances, progress_bar
 from .run.estimator import Estimator
 from .run.policy import Policy
-from .run.settings import DEFAULTS, Settings
+from .run.settings import DEFAULTS, LR_FINAL, Settings
 from .run.state import RunState
 from .run.trainer import Trainer
 
@@ -97,7 +97,7 @@ class Integrator:
         self.trainer = Trainer(self.flow, self.generator, loss=s.loss, lr=s.lr,
                                steps_per_batch=s.steps_per_batch, minibatch=s.minibatch,
                                clip=s.clip, buffer=s.buffer, temper=s.temper,
-                               lr_final=s.lr_final)
+                               lr_final=LR_FINAL if s.lr_final is None else s.lr_final)
         self.estimator = Estimator(dim, self.generator, torch.float64
                                    if isinstance(s.estimate_dtype, str) else s.estimate_dtype)
         self._integrands: dict[int, Integrand] = {}

@@ -317,9 +317,11 @@ def _part_kwargs(integ: flowint.Integrator) -> list[dict]:
 
 
 def test_the_parts_flows_take_the_part_options_under_the_users():
-    """A split's parts get exp knot derivatives and floors of 1e-5 with the default "rqs"
-    (the user's flow_options win); a pwq flow and a user's Flow object are left alone."""
-    from flowint.run.channels import PART_FLOW_OPTIONS
+    """A split's parts get exp knot derivatives, floors of 1e-5 and twice the integrator's
+    bins with the default "rqs" (the user's flow_options win); a pwq flow and a user's Flow
+    object are left alone."""
+    from flowint.integrator import default_flow_options
+    from flowint.run.channels import PART_FLOW_OPTIONS, part_flow_options
 
     def split(**settings):
         integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
@@ -331,8 +333,10 @@ def test_the_parts_flows_take_the_part_options_under_the_users():
     for kw in _part_kwargs(split()):
         assert kw["derivative"] == PART_FLOW_OPTIONS["derivative"] == "exp"
         assert kw["min_width"] == PART_FLOW_OPTIONS["min_width"] and kw["hidden"] == 8
-    for kw in _part_kwargs(split(flow_options={"hidden": 8, "min_width": 1e-4})):
-        assert kw["derivative"] == "exp" and kw["min_width"] == 1e-4
+        assert kw["bins"] == 16 == 2 * default_flow_options("rqs", 2)["bins"]
+    for kw in _part_kwargs(split(flow_options={"hidden": 8, "min_width": 1e-4, "bins": 5})):
+        assert kw["derivative"] == "exp" and kw["min_width"] == 1e-4 and kw["bins"] == 5
+    assert part_flow_options(3)["bins"] == 2 * default_flow_options("rqs", 3)["bins"] == 8
     for kw in _part_kwargs(split(flow="pwq")):
         assert "derivative" not in kw and kw["kind"] == "pwq" and kw["min_width"] == 1e-3
     own = flowint.make_flow(2, hidden=8, grid=False, seed=0)
@@ -355,3 +359,26 @@ def test_a_split_after_loading_a_checkpoint_builds_the_same_part_flows(tmp_path)
             one(CAMEL, 6000)
     assert _part_kwargs(runs[1]) == _part_kwargs(runs[0])
     assert all(kw["derivative"] == "exp" for kw in _part_kwargs(runs[1]))
+
+
+def test_the_parts_decay_their_learning_rate_further_unless_the_user_sets_it():
+    """lr_final=None (the default): the integrator's own trainer decays to LR_FINAL, a
+    split's parts to PART_LR_FINAL; a user's lr_final holds for both."""
+    from flowint.run.channels import PART_LR_FINAL
+    from flowint.run.settings import LR_FINAL
+
+    def split(**settings):
+        integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            integ(CAMEL, 6000)
+        return integ
+
+    integ = split()
+    assert integ.settings.lr_final is None and integ.trainer.lr_final == LR_FINAL
+    assert PART_LR_FINAL < LR_FINAL
+    assert [integ.channels[c].trainer.lr_final for c in ("+", "-")] == [PART_LR_FINAL] * 2
+    integ = split(lr_final=0.05)
+    assert [one.trainer.lr_final for one in (integ, *integ.channels.values())] == [0.05] * 3
+    with pytest.raises(ValueError, match="lr_final"):
+        flowint.Integrator(2, lr_final=1.5)

@@ -11,8 +11,10 @@ drawing its own independent points, so both estimates are unbiased and independe
 
 Every evaluation of ``f`` serves one channel: ``f`` is evaluated once per point, and the other
 part's value at that point is discarded (using it would couple the two estimates). With the
-default ``flow="rqs"`` each part's flow takes :data:`PART_FLOW_OPTIONS` (knot derivatives
-``exp(θ)``, bin floors of 10⁻⁵) before the user's ``flow_options``.
+default ``flow="rqs"`` each part's flow takes :func:`part_flow_options` (knot derivatives
+``exp(θ)``, bin floors of 10⁻⁵, twice the bins of the integrator's own flow) before the user's
+``flow_options``, and with ``lr_final=None`` (the default) each part's learning rate decays to
+:data:`PART_LR_FINAL` of ``lr`` instead of :data:`~flowint.run.settings.LR_FINAL`.
 
 The steps of a split call (its progress is the call record's ``"split"`` entry, plain data in
 the :class:`~flowint.run.state.RunState`; the channels' own states are saved beside it by
@@ -51,8 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
     from .driver import CallDriver
 
-__all__ = ["CHANNELS", "PART_FLOW_OPTIONS", "ChannelMixture", "ChannelRun", "SignedPart",
-           "SplitRun", "build_channels", "track_signs"]
+__all__ = ["CHANNELS", "PART_FLOW_OPTIONS", "PART_LR_FINAL", "ChannelMixture", "ChannelRun",
+           "SignedPart", "SplitRun", "build_channels", "part_flow_options", "track_signs"]
 
 _BELOW_ONE = 1.0 - 2.0**-53
 
@@ -90,11 +92,34 @@ class SignedPart:
 
 PART_FLOW_OPTIONS: dict[str, Any] = {"derivative": "exp", "min_width": 1e-5}
 """What the flows of a sign split's parts take before the user's ``flow_options`` (with the
-default ``flow="rqs"``): knot derivatives ``exp(θ)`` and bin floors of ``10⁻⁵``. A part
-``f± = max(±f, 0)`` is zero wherever ``f`` has the other sign, and the density must fall by
-orders of magnitude there and in the tails of its peaks; a softplus derivative reaches a
-density ``ε`` of the mean only through a parameter of size ``1/ε``, the exponential through
-``log(1/ε)``. Measured in ``benchmarks/results/signed_channels_equal_budget.md``."""
+default ``flow="rqs"``), beside the bins of :func:`part_flow_options`: knot derivatives
+``exp(θ)`` and bin floors of ``10⁻⁵``. A part ``f± = max(±f, 0)`` is zero wherever ``f`` has
+the other sign, and the density must fall by orders of magnitude there and in the tails of its
+peaks; a softplus derivative reaches a density ``ε`` of the mean only through a parameter of
+size ``1/ε``, the exponential through ``log(1/ε)``. Measured in
+``benchmarks/results/signed_channels_equal_budget.md``."""
+
+PART_LR_FINAL = 1e-4
+"""The fraction of ``lr`` that a sign split's parts decay their learning rate to when
+``lr_final`` is ``None`` (the default; the integrator's own flow decays to
+:data:`~flowint.run.settings.LR_FINAL`). A part is a fixed positive target trained to the end
+of its share; a last stretch at a small rate took the signed camel's parts from 0.05–0.06 and
+0.09–0.10 per sample to 0.03 and 0.04–0.05 in 2-D (with 16 bins; 0.19–0.22 per sample for the
+split to 0.11), and in 4-D from 0.07–0.09 and 0.11–0.14 to 0.05 and 0.08 (with 8 bins; 0.30 to
+0.18), at 10⁶ training calls (``benchmarks/results/signed_channels_equal_budget.md``)."""
+
+
+def part_flow_options(dim: int) -> dict[str, Any]:
+    """The :func:`~flowint.make_flow` arguments a sign split's part flows of the default
+    ``"rqs"`` family take on ``dim`` dimensions before the user's ``flow_options``:
+    :data:`PART_FLOW_OPTIONS` and twice the bins of the integrator's own flow
+    (:func:`~flowint.integrator.default_flow_options`: 16 in 1 and 2 dimensions, 8 from 3 on).
+    A part's density falls to nearly zero along the curve where ``f`` changes sign, a feature
+    the knots must follow: in 2-D, 16 bins took the negative part of the signed camel from
+    0.088 to 0.057 per sample (``benchmarks/results/signed_parts.md``); 24 did worse than 16."""
+    from ..integrator import default_flow_options  # the integrator imports this module
+
+    return {**PART_FLOW_OPTIONS, "bins": 2 * int(default_flow_options("rqs", dim)["bins"])}
 
 
 def build_channels(parent: Integrator, seeds: dict[str, int],
@@ -106,7 +131,9 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     values; those of a multi-channel run take what the parent takes (``log``). ``flows``:
     channels' flows to take as they are (rebuilt from a checkpoint's recipes); the others
     are built fresh from the family the parent's flow was built from by name (a sign split's
-    parts from ``"rqs"`` with :data:`PART_FLOW_OPTIONS`), or copy a Flow passed as ``flow``."""
+    parts from ``"rqs"`` with :func:`part_flow_options`), or copy a Flow passed as ``flow``. A
+    sign split's parts decay their learning rate to :data:`PART_LR_FINAL` where the parent's
+    ``lr_final`` is ``None``."""
     s = parent.settings
     flow = s.flow
     split = set(seeds) == set(CHANNELS)
@@ -115,13 +142,17 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
         flow = parent.flow_kind
     options = s.flow_options
     if split and flow == "rqs":
-        options = {**PART_FLOW_OPTIONS, **(s.flow_options or {})}
+        options = {**part_flow_options(parent.dim), **(s.flow_options or {})}
+    lr_final = s.lr_final
+    if split and lr_final is None:
+        lr_final = PART_LR_FINAL
     out = {}
     for c in seeds:
         settings = s.replace(signed="off", checkpoint=None, seed=int(seeds[c]), backend="torch",
                              vectorized=True, executor=None, max_batch=None, prior=None,
                              nan_policy="raise", log=log, progress=False,
-                             channels=None, flow_options=options).as_dict()
+                             channels=None, flow_options=options,
+                             lr_final=lr_final).as_dict()
         if flows and c in flows:
             settings["flow"] = flows[c]
         else:

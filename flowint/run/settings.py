@@ -15,10 +15,14 @@ import torch
 
 from ..losses import LOSSES
 
-__all__ = ["DEFAULTS", "SIGNED_MODES", "Settings"]
+__all__ = ["DEFAULTS", "LR_FINAL", "SIGNED_MODES", "Settings"]
 
 #: The values of the ``signed`` setting.
 SIGNED_MODES = ("auto", "split", "off")
+
+#: The fraction of ``lr`` that training decays to when ``lr_final`` is ``None`` (a sign
+#: split's parts take :data:`~flowint.run.channels.PART_LR_FINAL` instead).
+LR_FINAL = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,13 +35,15 @@ class Settings:
             defaults are ``grid=False`` and, from 3 dimensions on, ``hidden=32`` and
             ``bins=4`` for ``rqs`` (in 1 and 2, ``hidden=64`` and ``bins=8``;
             :func:`~flowint.integrator.default_flow_options`); a sign split's parts take
-            :data:`~flowint.run.channels.PART_FLOW_OPTIONS` before these.
+            :func:`~flowint.run.channels.part_flow_options` before these.
         loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
         lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
         batch_size: points per training iteration (``None``: from ``dim`` and the budget).
         steps_per_batch: gradient steps per iteration, on minibatches of the buffer.
         minibatch: points per gradient step, drawn from the buffer (``None``: the whole buffer).
-        lr_final: learning rate at the end of training, as a fraction of ``lr``.
+        lr_final: learning rate at the end of training, as a fraction of ``lr`` (``None``:
+            :data:`LR_FINAL`, and :data:`~flowint.run.channels.PART_LR_FINAL` for a
+            sign split's parts).
         clip: gradient-norm clipping (``None`` or 0: off).
         buffer: evaluated batches kept for re-use (importance-weighted).
         warmup: VEGAS-style refinements of the flow's per-axis grid before training (only with
@@ -108,7 +114,7 @@ class Settings:
     batch_size: int | None = None
     steps_per_batch: int = 16
     minibatch: int | None = 1024
-    lr_final: float = 0.1
+    lr_final: float | None = None
     clip: float | None = 10.0
     buffer: int = 4
     warmup: int = 0
@@ -145,6 +151,10 @@ class Settings:
             value = getattr(self, key)
             if isinstance(value, bool) or not hasattr(value, "__index__") or value < 0:
                 raise ValueError(f"{key} must be an integer >= 0, got {value!r}")
+        r = self.lr_final
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))
+                              or not 0.0 <= float(r) <= 1.0):
+            raise ValueError(f"lr_final must be None or a fraction in [0, 1], got {r!r}")
         if not 0.0 < float(self.train_fraction) < 1.0:
             raise ValueError("train_fraction must be in (0, 1)")
         b = self.batch_size
