@@ -54,6 +54,8 @@ SINGLE: dict[str, dict[str, Any]] = {
     "flow=pwq": {"flow": "pwq"},
     "derivative=exp": {"flow_options": {"derivative": "exp"}},
     "derivative=exp min_width=1e-5": {"flow_options": {"derivative": "exp", "min_width": 1e-5}},
+    "lr_final=1e-2": {"lr_final": 1e-2},
+    "lr_final=1e-4": {"lr_final": 1e-4},
 }
 #: Combinations that set lr and bins explicitly; run by name with ``--variants``.
 COMBINED: dict[str, dict[str, Any]] = {

@@ -316,12 +316,13 @@ def _part_kwargs(integ: flowint.Integrator) -> list[dict]:
     return [integ.channels[c].flow.config["kwargs"] for c in ("+", "-")]
 
 
-def test_the_parts_flows_take_the_part_options_under_the_users():
-    """A split's parts get exp knot derivatives, floors of 1e-5 and twice the integrator's
-    bins with the default "rqs" (the user's flow_options win); a pwq flow and a user's Flow
-    object are left alone."""
-    from flowint.integrator import default_flow_options
+def test_the_parts_flows_take_the_part_options_under_the_users(monkeypatch):
+    """A split's parts get exp knot derivatives, floors of 1e-5 and the integrator's bins
+    with the default "rqs", twice the bins with long training (the user's flow_options win);
+    a pwq flow and a user's Flow object are left alone."""
+    from flowint.run import allocation
     from flowint.run.channels import PART_FLOW_OPTIONS, part_flow_options
+    from flowint.run.settings import default_flow_options
 
     def split(**settings):
         integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
@@ -333,10 +334,20 @@ def test_the_parts_flows_take_the_part_options_under_the_users():
     for kw in _part_kwargs(split()):
         assert kw["derivative"] == PART_FLOW_OPTIONS["derivative"] == "exp"
         assert kw["min_width"] == PART_FLOW_OPTIONS["min_width"] and kw["hidden"] == 8
-        assert kw["bins"] == 16 == 2 * default_flow_options("rqs", 2)["bins"]
+        assert kw["bins"] == default_flow_options("rqs", 2)["bins"] == 8
     for kw in _part_kwargs(split(flow_options={"hidden": 8, "min_width": 1e-4, "bins": 5})):
         assert kw["derivative"] == "exp" and kw["min_width"] == 1e-4 and kw["bins"] == 5
-    assert part_flow_options(3)["bins"] == 2 * default_flow_options("rqs", 3)["bins"] == 8
+    assert part_flow_options(3, 2)["bins"] == 2 * default_flow_options("rqs", 3)["bins"] == 8
+    rich = allocation.PART_RICH_CALLS
+    assert allocation.ChannelDecisions.part_bins_factor(None) == 1
+    assert allocation.ChannelDecisions.part_bins_factor(2 * rich - 2) == 1
+    assert allocation.ChannelDecisions.part_bins_factor(2 * rich) == 2
+    monkeypatch.setattr(allocation, "PART_RICH_CALLS", 1000)
+    integ = flowint.Integrator(2, seed=1, signed="split", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        integ(CAMEL, 6000, n_train=4000)  # 2000 training calls for each part
+    assert [kw["bins"] for kw in _part_kwargs(integ)] == [16, 16]
     for kw in _part_kwargs(split(flow="pwq")):
         assert "derivative" not in kw and kw["kind"] == "pwq" and kw["min_width"] == 1e-3
     own = flowint.make_flow(2, hidden=8, grid=False, seed=0)

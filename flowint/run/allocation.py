@@ -22,7 +22,7 @@ from ..result import IterationRecord
 from .modes import DISPARITY, Mode, disparity
 
 __all__ = ["ALPHA_GAIN", "CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
-           "MIN_SPLIT_CALLS", "PILOT_FRACTION", "SIGN_SHARE"]
+           "MIN_SPLIT_CALLS", "PART_RICH_CALLS", "PILOT_FRACTION", "SIGN_SHARE"]
 
 #: The channels of a split run: the positive and the negative part.
 CHANNELS = ("+", "-")
@@ -37,6 +37,9 @@ PILOT_FRACTION = 0.05
 #: Fewest calls a channel's own call gets (with at least 2 % of those left).
 MIN_CHANNEL_CALLS = 500
 MIN_CHANNEL_SHARE = 0.02
+#: A sign split's part flows take twice the integrator's bins where each part is to train on
+#: at least this many calls (:meth:`ChannelDecisions.part_bins_factor`).
+PART_RICH_CALLS = 400_000
 #: Learned channel weights are taken where they cut ``Σ_c σ_c`` on the held-out points by at
 #: least this fraction (:mod:`flowint.run.alpha`): less is within what two halves of a pilot's
 #: heavy-tailed weights disagree on.
@@ -123,6 +126,22 @@ class ChannelDecisions:
         calls = max(int(PILOT_FRACTION * 2.0 / max(channels, 1) * rest), 100)
         batch = self.batch_size(calls)
         return batch * max(1, calls // batch)
+
+    @staticmethod
+    def part_bins_factor(n_train_left: int | None, channels: int = 2) -> int:
+        """How many times the bins of the integrator's own flow a sign split's part flows
+        take: 2 where ``n_train`` gives each part at least :data:`PART_RICH_CALLS` training
+        calls, else 1.
+
+        More knots follow the edge where a part falls to zero, but need more calls to place:
+        on the signed camel 4-D, 8 bins instead of 4 gave the split a smaller rel. std per
+        sample after 10⁶ training calls (``benchmarks/results/signed_channels_equal_budget.md``)
+        but larger errors at a budget of 5·10⁴ calls, where each part trains briefly
+        (``benchmarks/results/policy_coverage_signed.md`` against
+        ``policy_coverage_signed_e6b9439.md``)."""
+        if n_train_left is not None and n_train_left / max(channels, 1) >= PART_RICH_CALLS:
+            return 2
+        return 1
 
     def channel_sigma(self, train: Sequence[IterationRecord]) -> tuple[float, float]:
         """``(σ, |I|)`` of a channel from its pilot's training: ``σ = ρ |I|`` with the median

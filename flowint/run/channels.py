@@ -12,9 +12,10 @@ drawing its own independent points, so both estimates are unbiased and independe
 Every evaluation of ``f`` serves one channel: ``f`` is evaluated once per point, and the other
 part's value at that point is discarded (using it would couple the two estimates). With the
 default ``flow="rqs"`` each part's flow takes :func:`part_flow_options` (knot derivatives
-``exp(θ)``, bin floors of 10⁻⁵, twice the bins of the integrator's own flow) before the user's
-``flow_options``, and with ``lr_final=None`` (the default) each part's learning rate decays to
-:data:`PART_LR_FINAL` of ``lr`` instead of :data:`~flowint.run.settings.LR_FINAL`.
+``exp(θ)``, bin floors of 10⁻⁵; twice the bins of the integrator's own flow where ``n_train``
+gives each part long training) before the user's ``flow_options``, and with ``lr_final=None``
+(the default) each part's learning rate decays to :data:`PART_LR_FINAL` of ``lr`` instead of
+:data:`~flowint.run.settings.LR_FINAL`.
 
 The steps of a split call (its progress is the call record's ``"split"`` entry, plain data in
 the :class:`~flowint.run.state.RunState`; the channels' own states are saved beside it by
@@ -48,6 +49,7 @@ from ..flows import Flow
 from ..result import Result
 from .allocation import CHANNELS
 from .channel_result import combine_channels, result_from_plain, result_to_plain
+from .settings import default_flow_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
@@ -103,27 +105,25 @@ PART_LR_FINAL = 1e-4
 """The fraction of ``lr`` that a sign split's parts decay their learning rate to when
 ``lr_final`` is ``None`` (the default; the integrator's own flow decays to
 :data:`~flowint.run.settings.LR_FINAL`). A part is a fixed positive target trained to the end
-of its share; a last stretch at a small rate took the signed camel's parts from 0.05–0.06 and
-0.09–0.10 per sample to 0.03 and 0.04–0.05 in 2-D (with 16 bins; 0.19–0.22 per sample for the
-split to 0.11), and in 4-D from 0.07–0.09 and 0.11–0.14 to 0.05 and 0.08 (with 8 bins; 0.30 to
-0.18), at 10⁶ training calls (``benchmarks/results/signed_channels_equal_budget.md``)."""
+of its share, and the last stretch at a small rate is where its fit sharpens. Measured in
+``benchmarks/results/policy_coverage_signed.md`` (the signed camel 4-D at 5·10⁴ calls, 120
+seeds) and ``benchmarks/results/signed_channels_equal_budget.md`` (10⁶ training calls)."""
 
 
-def part_flow_options(dim: int) -> dict[str, Any]:
+def part_flow_options(dim: int, bins_factor: int = 1) -> dict[str, Any]:
     """The :func:`~flowint.make_flow` arguments a sign split's part flows of the default
     ``"rqs"`` family take on ``dim`` dimensions before the user's ``flow_options``:
-    :data:`PART_FLOW_OPTIONS` and twice the bins of the integrator's own flow
-    (:func:`~flowint.integrator.default_flow_options`: 16 in 1 and 2 dimensions, 8 from 3 on).
-    A part's density falls to nearly zero along the curve where ``f`` changes sign, a feature
-    the knots must follow: in 2-D, 16 bins took the negative part of the signed camel from
-    0.088 to 0.057 per sample (``benchmarks/results/signed_parts.md``); 24 did worse than 16."""
-    from ..integrator import default_flow_options  # the integrator imports this module
-
-    return {**PART_FLOW_OPTIONS, "bins": 2 * int(default_flow_options("rqs", dim)["bins"])}
+    :data:`PART_FLOW_OPTIONS`, and ``bins_factor`` times the bins of the integrator's own flow
+    (:func:`~flowint.run.settings.default_flow_options`: 8 in 1 and 2 dimensions, 4 from 3
+    on; the factor is the Policy's,
+    :meth:`~flowint.run.allocation.ChannelDecisions.part_bins_factor`: 2 with long training)."""
+    bins = int(default_flow_options("rqs", dim)["bins"]) * int(bins_factor)
+    return {**PART_FLOW_OPTIONS, "bins": bins}
 
 
 def build_channels(parent: Integrator, seeds: dict[str, int],
-                   flows: dict[str, Flow] | None = None) -> dict[str, Integrator]:
+                   flows: dict[str, Flow] | None = None,
+                   bins_factor: int = 1) -> dict[str, Integrator]:
     """The channel integrators of ``parent``, one per key of ``seeds`` (in its order): its
     settings and flow recipe, on the unit cube (the parent's driver maps the points), torch in
     and out, ``signed="off"``, one channel, no checkpoint file of their own (they checkpoint
@@ -131,7 +131,8 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     values; those of a multi-channel run take what the parent takes (``log``). ``flows``:
     channels' flows to take as they are (rebuilt from a checkpoint's recipes); the others
     are built fresh from the family the parent's flow was built from by name (a sign split's
-    parts from ``"rqs"`` with :func:`part_flow_options`), or copy a Flow passed as ``flow``. A
+    parts from ``"rqs"`` with :func:`part_flow_options` and ``bins_factor``), or copy a Flow
+    passed as ``flow``. A
     sign split's parts decay their learning rate to :data:`PART_LR_FINAL` where the parent's
     ``lr_final`` is ``None``."""
     s = parent.settings
@@ -142,7 +143,7 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
         flow = parent.flow_kind
     options = s.flow_options
     if split and flow == "rqs":
-        options = {**part_flow_options(parent.dim), **(s.flow_options or {})}
+        options = {**part_flow_options(parent.dim, bins_factor), **(s.flow_options or {})}
     lr_final = s.lr_final
     if split and lr_final is None:
         lr_final = PART_LR_FINAL
@@ -215,8 +216,9 @@ class ChannelRun:
             left = None if n_train is None else max(n_train - train_spent, 0)
             if not integ.channels:
                 seeds = torch.randint(0, 2**62, (len(self.names),), generator=integ.generator)
-                integ.channels = build_channels(integ, dict(zip(self.names, seeds.tolist(),
-                                                                strict=True)))
+                integ.channels = build_channels(
+                    integ, dict(zip(self.names, seeds.tolist(), strict=True)),
+                    bins_factor=integ.policy.part_bins_factor(left, len(self.names)))
             rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left, len(self.names)),
                        piloted=[],
                        sigma={}, mean={}, results={},

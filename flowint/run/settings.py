@@ -15,7 +15,7 @@ import torch
 
 from ..losses import LOSSES
 
-__all__ = ["DEFAULTS", "LR_FINAL", "SIGNED_MODES", "Settings"]
+__all__ = ["DEFAULTS", "LR_FINAL", "SIGNED_MODES", "Settings", "default_flow_options"]
 
 #: The values of the ``signed`` setting.
 SIGNED_MODES = ("auto", "split", "off")
@@ -34,7 +34,7 @@ class Settings:
         flow_options: extra :func:`~flowint.make_flow` arguments; the integrator's own
             defaults are ``grid=False`` and, from 3 dimensions on, ``hidden=32`` and
             ``bins=4`` for ``rqs`` (in 1 and 2, ``hidden=64`` and ``bins=8``;
-            :func:`~flowint.integrator.default_flow_options`); a sign split's parts take
+            :func:`default_flow_options`); a sign split's parts take
             :func:`~flowint.run.channels.part_flow_options` before these.
         loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
         lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
@@ -252,3 +252,25 @@ def _check_channels(spec: Any) -> None:
 #: Every setting of :class:`~flowint.Integrator` with its default (read-only).
 DEFAULTS: MappingProxyType = MappingProxyType(
     {f.name: f.default for f in dataclasses.fields(Settings)})
+
+
+def default_flow_options(kind: str, dim: int) -> dict[str, Any]:
+    """The :func:`~flowint.make_flow` arguments of the integrator's flow of spline family
+    ``kind`` on ``dim`` dimensions before ``flow_options``: no per-axis grid (the grid is a
+    candidate of its own); from 3 dimensions on, conditioners 32 wide and 4 bins for
+    ``"rqs"``; in 1 and 2 dimensions, 64 wide and 8 bins.
+
+    Above 2 dimensions the lighter flow takes about half the seconds of the 64-wide, 8-bin
+    one in an error-target run with a cheap integrand, where training and sampling are most
+    of the seconds (camel 8-D: 2.7–3.4 µs per final point against 4.7–6.4, and a break-even
+    integrand cost against VEGAS of 0.77 µs per call against 1.55), and the camel 8/16/32-D
+    reached error bars as small or smaller at the same calls
+    (``benchmarks/results/equal_cost.md``). In 2 dimensions the flow has two coupling layers
+    of one coordinate each, a point through it costs little, and a sharp feature needs the
+    knots: with 4 bins and 32 wide the annulus at 10⁵ calls ended 1.64× plain RQMC's RMS
+    error over 140 seeds (2.27× on the 44 that end in the trained flow;
+    ``benchmarks/results/equal_cost_2d_seeds_4bins.md``), with 8 bins and 32 wide 1.01× but
+    with six pulls beyond 3 (a scratch run), with 8 bins and 64 wide 0.92×."""
+    if dim <= 2:
+        return {"hidden": 64, "grid": False, **({"bins": 8} if kind == "rqs" else {})}
+    return {"hidden": 32, "grid": False, **({"bins": 4} if kind == "rqs" else {})}
