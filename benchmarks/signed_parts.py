@@ -8,9 +8,10 @@ calls) and measures ``ρ`` of the frozen flow with ``Integrator.estimate`` (i.i.
 training iterations in the estimate) for: each part of the signed camel 2-D, and a plain 2-D
 Gaussian of the negative part's width (``exp(-|x - 2/3|² / 0.01)``, not truncated), with the
 default flow, with four coupling layers instead of two, with the knot derivatives
-``exp(θ)`` and bin floors of 10⁻⁵ of :data:`flowint.run.channels.PART_FLOW_OPTIONS` with 8
-and with 16 bins, and with those and the learning rate decayed to 10⁻⁴ of ``lr``: what a sign
-split's parts take in 2-D (:func:`flowint.run.channels.part_flow_options`,
+``exp(θ)`` (with the default bin floors of 10⁻³, and with the floors of 10⁻⁵ of
+:data:`flowint.run.channels.PART_FLOW_OPTIONS` with 8 and with 16 bins), and with those, 16
+bins and the learning rate decayed to 10⁻⁴ of ``lr``: what a sign split's parts take in 2-D
+with long training (:func:`flowint.run.channels.part_flow_options`,
 :data:`flowint.run.channels.PART_LR_FINAL`).
 
 Usage::
@@ -39,6 +40,7 @@ __all__ = ["TARGETS", "main", "measure"]
 
 COLUMNS = ["target", "flow", "training calls", "seed", "rel std/sample", "final calls", "s"]
 FLOWS = {"default": {}, "4 coupling layers": {"flow_options": {"n_layers": 4}},
+         "exp derivatives (floors 1e-3)": {"flow_options": {"derivative": "exp"}},
          "exp derivatives, floors 1e-5":
              {"flow_options": {"derivative": "exp", "min_width": 1e-5}},
          "the same, 16 bins":
