@@ -312,6 +312,15 @@ def test_a_split_checkpoint_from_another_device_rederives_every_random_state(tmp
     again.sample(100, seed=2)
 
 
+def _split(**settings) -> flowint.Integrator:
+    """An integrator that split the signed camel 2-D in a short call with ``settings``."""
+    integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        integ(CAMEL, 6000)
+    return integ
+
+
 def _part_kwargs(integ: flowint.Integrator) -> list[dict]:
     return [integ.channels[c].flow.config["kwargs"] for c in ("+", "-")]
 
@@ -324,18 +333,11 @@ def test_the_parts_flows_take_the_part_options_under_the_users(monkeypatch):
     from flowint.run.channels import PART_FLOW_OPTIONS, part_flow_options
     from flowint.run.settings import default_flow_options
 
-    def split(**settings):
-        integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            integ(CAMEL, 6000)
-        return integ
-
-    for kw in _part_kwargs(split()):
+    for kw in _part_kwargs(_split()):
         assert kw["derivative"] == PART_FLOW_OPTIONS["derivative"] == "exp"
         assert kw["min_width"] == PART_FLOW_OPTIONS["min_width"] and kw["hidden"] == 8
         assert kw["bins"] == default_flow_options("rqs", 2)["bins"] == 8
-    for kw in _part_kwargs(split(flow_options={"hidden": 8, "min_width": 1e-4, "bins": 5})):
+    for kw in _part_kwargs(_split(flow_options={"hidden": 8, "min_width": 1e-4, "bins": 5})):
         assert kw["derivative"] == "exp" and kw["min_width"] == 1e-4 and kw["bins"] == 5
     assert part_flow_options(3, 2)["bins"] == 2 * default_flow_options("rqs", 3)["bins"] == 8
     rich = allocation.PART_RICH_CALLS
@@ -348,10 +350,10 @@ def test_the_parts_flows_take_the_part_options_under_the_users(monkeypatch):
         warnings.simplefilter("ignore", RuntimeWarning)
         integ(CAMEL, 6000, n_train=4000)  # 2000 training calls for each part
     assert [kw["bins"] for kw in _part_kwargs(integ)] == [16, 16]
-    for kw in _part_kwargs(split(flow="pwq")):
+    for kw in _part_kwargs(_split(flow="pwq")):
         assert "derivative" not in kw and kw["kind"] == "pwq" and kw["min_width"] == 1e-3
     own = flowint.make_flow(2, hidden=8, grid=False, seed=0)
-    for kw in _part_kwargs(split(flow=own)):
+    for kw in _part_kwargs(_split(flow=own)):
         assert "derivative" not in kw  # a Flow given by the user is copied as it is
 
 
@@ -378,18 +380,11 @@ def test_the_parts_decay_their_learning_rate_further_unless_the_user_sets_it():
     from flowint.run.channels import PART_LR_FINAL
     from flowint.run.settings import LR_FINAL
 
-    def split(**settings):
-        integ = flowint.Integrator(2, seed=1, signed="split", **{**FAST, **settings})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            integ(CAMEL, 6000)
-        return integ
-
-    integ = split()
+    integ = _split()
     assert integ.settings.lr_final is None and integ.trainer.lr_final == LR_FINAL
     assert PART_LR_FINAL < LR_FINAL
     assert [integ.channels[c].trainer.lr_final for c in ("+", "-")] == [PART_LR_FINAL] * 2
-    integ = split(lr_final=0.05)
+    integ = _split(lr_final=0.05)
     assert [one.trainer.lr_final for one in (integ, *integ.channels.values())] == [0.05] * 3
     with pytest.raises(ValueError, match="lr_final"):
         flowint.Integrator(2, lr_final=1.5)
