@@ -21,11 +21,13 @@ Usage::
         signed_camel:dim=2 --modes auto --qmc off --out results/signed_channels_large.md
     python benchmarks/signed_channels.py --n-train 1e6 --budget 1.1e6 --modes auto off \
         --qmc off --seeds 1-4                               # the equal-budget layout, 4 seeds
+    python benchmarks/signed_channels.py ... --settings '{"flow_options": {"bins": 4}}'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -78,14 +80,14 @@ def over_seeds(rows: list[list[Any]], seeds: list[int]) -> list[list[Any]]:
 
 
 def run(spec: str, mode: str, qmc: bool, budget: int, n_train: int | None,
-        seed: int) -> list[Any]:
-    """One row of the table."""
+        seed: int, **extra: Any) -> list[Any]:
+    """One row of the table (``extra``: further ``integrate`` settings)."""
     f = integrands.get(spec)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         r = flowint.integrate(f, f.dim, budget=budget, n_train=n_train, seed=seed,
-                              signed=mode, qmc=qmc, progress=False)
+                              signed=mode, qmc=qmc, progress=False, **extra)
     seconds = time.perf_counter() - t0
     part = {c: f"{common.fmt(r.channels[c].rel_std)} ({r.channels[c].method})"
             if c in r.channels else "—" for c in ("+", "-")}
@@ -106,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seeds", type=_seeds, default=None,
                    help="run every row for each seed of this range (e.g. 1-4); with a table over "
                    "the seeds")
+    p.add_argument("--settings", type=json.loads, default={},
+                   help="further integrate settings as a JSON object")
     p.add_argument("--out", type=Path, default=common.RESULTS_DIR / "signed_channels.md")
     args = p.parse_args(argv)
     command = "python benchmarks/signed_channels.py " + " ".join(
@@ -114,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = {"budget": f"{args.budget:,}", "n_train": args.n_train,
                 "seeds": ", ".join(map(str, seeds)),
                 "flowint": "integrate(f, dim, budget, n_train, seed, signed, qmc), other "
-                "settings default"}
+                "settings default" + (f" except {args.settings}" if args.settings else "")}
     title = "Signed integrands: one density against two channels"
     columns = COLUMNS[:1] + (["seed"] if args.seeds else []) + COLUMNS[1:]
     rows: list[list[Any]] = []
@@ -122,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for qmc in args.qmc:
             for mode in args.modes:
                 for seed in seeds:
-                    row = run(spec, mode, qmc == "on", args.budget, args.n_train, seed)
+                    row = run(spec, mode, qmc == "on", args.budget, args.n_train, seed,
+                              **args.settings)
                     rows.append(row if args.seeds else row[:1] + row[2:])
                     common.add_row(args.out, title, command, settings, columns, rows)
     if args.seeds:

@@ -39,6 +39,9 @@ import torch
 
 from ._io import load_plain
 from .flows import Flow, build_flow
+from .run.allocation import CHANNELS
+from .run.channels import PART_LR_FINAL
+from .run.settings import LR_FINAL
 
 __all__ = ["FORMAT", "checkpoint_state", "read_checkpoint", "resume", "save_checkpoint",
            "saved_flow", "saved_settings", "upgrade"]
@@ -190,11 +193,27 @@ def _check_compatible(integ: Any, state: dict[str, Any], path: Any) -> None:
     if _flow_key(state.get("flow_config")) != _flow_key(integ.flow.config):
         raise ValueError(f"{path} was written for another flow ({state.get('flow_config')}); "
                          "delete it or pass the same flow settings")
-    changed = sorted(k for k, v in state["settings"].items()
-                     if k not in _HARMLESS and k in mine["settings"] and mine["settings"][k] != v)
+    saved, now = _effective(state["settings"]), _effective(mine["settings"])
+    changed = sorted(k for k, v in saved.items()
+                     if k not in _HARMLESS and k in now and now[k] != v)
+    parts = state.get("channels") or {}
+    if set(parts) == set(CHANNELS) and "lr_final" not in changed:  # a sign split's parts
+        rate = PART_LR_FINAL if mine["settings"].get("lr_final") is None \
+            else mine["settings"]["lr_final"]
+        if any(_effective(ch["state"]["settings"])["lr_final"] != rate
+               for ch in parts.values()):
+            changed.append("lr_final")
     if changed:
         warnings.warn(f"settings {changed} differ from those of {path}: the continued run "
                       "will not match an uninterrupted one", RuntimeWarning, stacklevel=4)
+
+
+def _effective(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``lr_final=None`` read as the integrator's own :data:`LR_FINAL`
+    (a checkpoint written before ``None`` was the default holds 0.1)."""
+    if settings.get("lr_final", LR_FINAL) is None:
+        return {**settings, "lr_final": LR_FINAL}
+    return settings
 
 
 def _flow_key(config: dict[str, Any] | None) -> Any:

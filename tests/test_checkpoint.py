@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,18 @@ def test_checkpoint_of_another_problem_is_refused(tmp_path):
     torch.save({"format": "something else"}, bad)
     with pytest.raises(ValueError, match="not a flowint checkpoint"):
         ckpt.read_checkpoint(bad)
+
+
+def test_lr_final_none_resumes_a_checkpoint_of_the_old_default_quietly(tmp_path):
+    """A checkpoint holding ``lr_final=0.1`` (written before ``None``, read as 0.1, was the
+    default) resumes under the default without a warning; another rate still warns."""
+    path = ckpt.save_checkpoint(flowint.Integrator(2, **{**SMALL, "lr_final": 0.1}),
+                                tmp_path / "a.ckpt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        flowint.Integrator(2, checkpoint=path, **SMALL)
+    with pytest.warns(RuntimeWarning, match="lr_final"):
+        flowint.Integrator(2, checkpoint=path, **{**SMALL, "lr_final": 0.5})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

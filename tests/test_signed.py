@@ -388,3 +388,18 @@ def test_the_parts_decay_their_learning_rate_further_unless_the_user_sets_it():
     assert [one.trainer.lr_final for one in (integ, *integ.channels.values())] == [0.05] * 3
     with pytest.raises(ValueError, match="lr_final"):
         flowint.Integrator(2, lr_final=1.5)
+
+
+def test_resuming_a_split_warns_where_its_parts_rate_would_change(tmp_path):
+    """A split checkpointed with ``lr_final=0.1`` has parts that decayed to 0.1; resumed under
+    the default (parts to PART_LR_FINAL) it warns, resumed alike it does not."""
+    for rate, warns in ((0.1, True), (None, False)):
+        path = tmp_path / f"split_{rate}.ckpt"
+        _split(lr_final=rate, checkpoint=path)
+        if warns:
+            with pytest.warns(RuntimeWarning, match="lr_final"):
+                flowint.Integrator(2, seed=1, signed="split", checkpoint=path, **FAST)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                flowint.Integrator(2, seed=1, signed="split", checkpoint=path, **FAST)

@@ -25,6 +25,7 @@ from torch import Tensor
 from ..flows import Flow
 from ..losses import surrogate_loss
 from .adam import Adam
+from .settings import LR_FINAL
 from .state import RunState
 
 __all__ = ["TEMPER_END", "Trainer", "tempered"]
@@ -56,7 +57,7 @@ class Trainer:
     def __init__(self, flow: Flow, generator: torch.Generator, *, loss: str = "variance",
                  lr: float = 6e-3, steps_per_batch: int = 16, minibatch: int | None = 1024,
                  clip: float | None = 10.0, buffer: int = 4, temper: float | None = 0.3,
-                 lr_final: float = 0.1):
+                 lr_final: float = LR_FINAL):
         self.flow = flow
         self.generator = generator
         self.loss = loss
