@@ -37,7 +37,7 @@ class Settings:
             :func:`default_flow_options`); a sign split's parts take
             :func:`~flowint.run.channels.part_flow_options` before these.
         loss: ``"variance"`` | ``"kl"`` | ``"hellinger"`` | ``"jeffreys"``.
-        lr: Adam learning rate, cosine-decayed to ``lr * lr_final`` over training.
+        lr: Adam learning rate, cosine-decayed over training to a fraction ``lr_final`` of it.
         batch_size: points per training iteration (``None``: from ``dim`` and the budget).
         steps_per_batch: gradient steps per iteration, on minibatches of the buffer.
         minibatch: points per gradient step, drawn from the buffer (``None``: the whole buffer).
