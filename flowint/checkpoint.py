@@ -40,7 +40,7 @@ import torch
 from ._io import load_plain
 from .flows import Flow, build_flow
 from .run.allocation import CHANNELS
-from .run.channels import PART_LR_FINAL
+from .run.channels import part_lr_final
 from .run.settings import LR_FINAL
 
 __all__ = ["FORMAT", "checkpoint_state", "read_checkpoint", "resume", "save_checkpoint",
@@ -198,8 +198,7 @@ def _check_compatible(integ: Any, state: dict[str, Any], path: Any) -> None:
                      if k not in _HARMLESS and k in now and now[k] != v)
     parts = state.get("channels") or {}
     if set(parts) == set(CHANNELS) and "lr_final" not in changed:  # a sign split's parts
-        rate = PART_LR_FINAL if mine["settings"].get("lr_final") is None \
-            else mine["settings"]["lr_final"]
+        rate = part_lr_final(mine["settings"].get("lr_final"))
         if any(_effective(ch["state"]["settings"])["lr_final"] != rate
                for ch in parts.values()):
             changed.append("lr_final")

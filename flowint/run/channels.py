@@ -56,7 +56,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .driver import CallDriver
 
 __all__ = ["CHANNELS", "PART_FLOW_OPTIONS", "PART_LR_FINAL", "ChannelMixture", "ChannelRun",
-           "SignedPart", "SplitRun", "build_channels", "part_flow_options", "track_signs"]
+           "SignedPart", "SplitRun", "build_channels", "part_flow_options", "part_lr_final",
+           "track_signs"]
 
 _BELOW_ONE = 1.0 - 2.0**-53
 
@@ -114,6 +115,12 @@ bars from a little small to honest (``policy_coverage_signed.md`` against
 ``policy_coverage_signed_b3b79ea.md``)."""
 
 
+def part_lr_final(lr_final: float | None) -> float:
+    """The final learning-rate fraction of a sign split's parts under the setting
+    ``lr_final``: :data:`PART_LR_FINAL` for ``None``, else the user's value."""
+    return PART_LR_FINAL if lr_final is None else float(lr_final)
+
+
 def part_flow_options(dim: int, bins_factor: int = 1) -> dict[str, Any]:
     """The :func:`~flowint.make_flow` arguments a sign split's part flows of the default
     ``"rqs"`` family take on ``dim`` dimensions before the user's ``flow_options``:
@@ -147,9 +154,7 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     options = s.flow_options
     if split and flow == "rqs":
         options = {**part_flow_options(parent.dim, bins_factor), **(s.flow_options or {})}
-    lr_final = s.lr_final
-    if split and lr_final is None:
-        lr_final = PART_LR_FINAL
+    lr_final = part_lr_final(s.lr_final) if split else s.lr_final
     out = {}
     for c in seeds:
         settings = s.replace(signed="off", checkpoint=None, seed=int(seeds[c]), backend="torch",
