@@ -22,7 +22,8 @@ __all__ = ["combine_channels", "result_from_plain", "result_to_plain"]
 
 
 def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[str, Result],
-                     signs: Mapping[str, int] | None = None) -> Result:
+                     signs: Mapping[str, int] | None = None, offset: float = 0.0,
+                     seconds: Mapping[str, float] | None = None) -> Result:
     """The result of a channel call from its channels' results.
 
     Arguments:
@@ -33,6 +34,10 @@ def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[
             seconds are also the parent's.
         signs: each channel's sign in the sum (default: ``-1`` for ``"-"``, else ``1``).
             An integrand given as a logarithm is summed in log space (all signs ``1``).
+        offset: a known constant added to the sum (the control variates' integrals of a
+            sign split that ends in its residual channel).
+        seconds: training and sampling seconds of channels without a result of their own
+            (pilots whose channel made no call), added to the result's.
 
     Returns:
         The combined :class:`~flowint.result.Result` (see its ``channels`` attribute for what
@@ -43,17 +48,17 @@ def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[
     if driver.f.log:
         logs = _log_sum(results)
     else:
-        mean = sum(signs[c] * r.mean for c, r in results.items())
+        mean = offset + sum(signs[c] * r.mean for c, r in results.items())
         logs = log_values(mean, math.sqrt(sum(r.sdev**2 for r in results.values())), None)
     mean, sdev = logs["mean"], logs["sdev"]
     tested = [(c, r) for c, r in results.items() if r.chi2_tests]
     # only tests that can fail are summed: with quasi-random finals alone there is none
     chi2, dof = sum(r.chi2 for _, r in tested), sum(r.dof for _, r in tested)
     n_final = sum(r.n_evals_final for r in results.values())
-    seconds = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
-    for part in results.values():  # the parent's own are exploration before the split
-        for kind in ("train", "sample"):
-            seconds[kind] += float(part.seconds.get(kind, 0.0))
+    spent = {k: state.spent(k) - driver.seconds0.get(k, 0.0) for k in ("f", "train", "sample")}
+    for part in [*(r.seconds for r in results.values()), seconds or {}]:
+        for kind in ("train", "sample"):  # the parent's own are exploration before the split
+            spent[kind] += float(part.get(kind, 0.0))
     rel = logs["log_sdev"] if driver.f.log else (sdev / abs(mean) if mean != 0 else math.inf)
     return Result(
         mean=mean, sdev=sdev, chi2=chi2, dof=dof, Q=chi2_q(chi2, dof),
@@ -64,7 +69,7 @@ def combine_channels(driver: CallDriver, call: dict[str, Any], results: Mapping[
         max_weight_share=max(r.max_weight_share for r in results.values()),
         history=tuple(state.history), wall_time=driver.elapsed(), n_dropped=state.n_dropped,
         warnings=tuple(f"channel {c}: {w}" for c, r in results.items() for w in r.warnings),
-        method="channels", seconds=seconds,
+        method="channels", seconds=spent,
         n_evals_reused=sum(r.n_evals_reused for r in results.values()),
         chi2_tests="; ".join(f"channel {c}: {r.chi2_tests}" for c, r in tested),
         log_mean=logs["log_mean"], log_sdev=logs["log_sdev"], log_scale=logs["log_scale"],

@@ -47,7 +47,7 @@ from torch import Tensor
 from ..channel_maps import ChannelMap
 from ..flows import Flow
 from ..result import Result
-from .allocation import CHANNELS
+from .allocation import CHANNELS, RESIDUAL, RESIDUAL_MARGIN, SPLIT_NAMES
 from .channel_result import combine_channels, result_from_plain, result_to_plain
 from .settings import default_flow_options
 
@@ -56,8 +56,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .driver import CallDriver
 
 __all__ = ["CHANNELS", "PART_FLOW_OPTIONS", "PART_LR_FINAL", "ChannelMixture", "ChannelRun",
-           "SignedPart", "SplitRun", "build_channels", "part_flow_options", "part_lr_final",
-           "track_signs"]
+           "ResidualPart", "SignedPart", "SplitRun", "build_channels", "part_flow_options",
+           "part_lr_final", "track_signs"]
 
 _BELOW_ONE = 1.0 - 2.0**-53
 
@@ -91,6 +91,39 @@ class SignedPart:
             raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
                              "integrated with one density (signed='auto' or 'off')")
         return (fx if self.sign > 0 else -fx).clamp_min(0.0)
+
+
+class ResidualPart:
+    """``A = c⁺q⁺ − c⁻q⁻ − f`` on the unit cube: ``f`` against the parts' frozen flows.
+
+    ``q±`` are normalised densities on the cube, so ``∫A = c⁺ − c⁻ − I`` holds exactly for
+    any coefficients and ``I = c⁺ − c⁻ − ∫A`` (control variates of known integral, as in
+    neural control variates, Müller et al., arXiv:1912.07488). With ``c± = (1 ± m) Î±``
+    (:data:`~flowint.run.allocation.RESIDUAL_MARGIN`) ``A ≈ m|f|`` plus the flows' misfit:
+    positive almost everywhere, smooth (no kink where ``f`` changes sign, since ``f`` and the
+    flows are smooth), and with ``∫A ≈ m ∫|f|`` instead of ``∫|f|`` to estimate.
+
+    Arguments:
+        driver: the parent call's driver (evaluates ``f``).
+        flows: ``{"+": q⁺, "-": q⁻}``, frozen.
+        coef: ``{"+": c⁺, "-": c⁻}``.
+    """
+
+    def __init__(self, driver: CallDriver, flows: dict[str, Any], coef: dict[str, float]):
+        self.driver = driver
+        self.flows = flows
+        self.coef = {c: float(coef[c]) for c in CHANNELS}
+
+    def __call__(self, u: Tensor) -> Tensor:
+        fx = self.driver.evaluate(u)
+        if fx.ndim != 1:
+            raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
+                             "integrated with one density (signed='auto' or 'off')")
+        with torch.no_grad():
+            cv = sum(sign * self.coef[c] * self.flows[c].log_prob(
+                u.to(self.flows[c].dtype)).to(torch.float64).exp()
+                for c, sign in zip(CHANNELS, (1.0, -1.0), strict=True))
+        return cv.to(fx.dtype) - fx
 
 
 PART_FLOW_OPTIONS: dict[str, Any] = {"derivative": "exp", "min_width": 1e-5}
@@ -147,7 +180,7 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     :data:`PART_LR_FINAL` where the parent's ``lr_final`` is ``None``."""
     s = parent.settings
     flow = s.flow
-    split = set(seeds) == set(CHANNELS)
+    split = set(CHANNELS) <= set(seeds) <= set(SPLIT_NAMES)
     log = bool(s.log) and not split
     if parent.flow_kind is not None:  # built by name, also when loaded from a checkpoint
         flow = parent.flow_kind
@@ -212,6 +245,18 @@ class ChannelRun:
         """Adjust the channels after the pilots (and any growth), before the allocation.
         Nothing here; see :meth:`~flowint.run.mode_channels.ModeRun.tune`."""
 
+    def part(self, c: str, rec: dict[str, Any]) -> Callable[[Tensor], Tensor] | None:
+        """Channel ``c``'s integrand (``None``: it cannot be built; its pilot is skipped)."""
+        return self.parts[c]
+
+    def allocate(self, rest: int, rtol: float | None, atol: float | None,
+                 rec: dict[str, Any]) -> None:
+        """``rec["alloc"]`` (calls of each channel's own call; 0: no call) and
+        ``rec["goals"]`` from the pilots' ``σ`` and means (the Policy's decisions)."""
+        policy = self.integ.policy
+        rec["alloc"] = policy.channel_budgets(rest, rec["sigma"], self.floors)
+        rec["goals"] = policy.channel_goals(rtol, atol, rec["mean"], rec["sigma"])
+
     def run(self, budget: int, rtol: float | None, atol: float | None, n_train: int | None,
             time_limit: float | None) -> Result:
         """Pilot, allocation and the channels' calls; the combined result."""
@@ -228,7 +273,7 @@ class ChannelRun:
                     integ, dict(zip(self.names, seeds.tolist(), strict=True)),
                     bins_factor=integ.policy.part_bins_factor(left, len(self.names)))
             rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left, len(self.names)),
-                       piloted=[],
+                       piloted=[], train_left=left,
                        sigma={}, mean={}, results={},
                        seconds0={c: dict(ch.state.seconds) for c, ch in integ.channels.items()},
                        evals0={c: ch.state.n_evals for c, ch in integ.channels.items()})
@@ -238,33 +283,36 @@ class ChannelRun:
         if "alloc" not in rec:
             self.tune(rec)
             rest = budget - (state.n_evals - self.call["start_evals"])
-            rec["alloc"] = integ.policy.channel_budgets(rest, rec["sigma"], self.floors)
-            rec["goals"] = integ.policy.channel_goals(rtol, atol, rec["mean"], rec["sigma"])
+            self.allocate(rest, rtol, atol, rec)
         for c in self.names:
-            if c not in rec["results"]:
+            if c not in rec["results"] and int(rec["alloc"].get(c, 0)) > 0:
                 rec["results"][c] = result_to_plain(self._channel_call(c, rec, n_train,
                                                                        time_limit))
                 integ.checkpoint_step(done=True)
-        return self.combine({c: self._whole(c, rec) for c in self.names})
+        return self.combine({c: self._whole(c, rec) for c in self.names
+                             if c in rec["results"]})
 
     def _pilot(self, rec: dict[str, Any]) -> None:
         """Each channel's pilot training, and its ``σ`` and mean."""
         for c in self.names:
             if c in rec["piloted"]:
                 continue
-            child = self.integ.channels[c]
-            done = _quietly(c, child.train, self.parts[c], int(rec["pilot"]))
-            train = [r for r in done if r.phase == "train"]
-            rec["sigma"][c], rec["mean"][c] = self.sigma_mean(c, train)
+            child, part = self.integ.channels[c], self.part(c, rec)
+            if part is None:
+                rec["sigma"][c], rec["mean"][c] = math.nan, math.nan
+            else:
+                done = _quietly(c, child.train, part, int(rec["pilot"]))
+                train = [r for r in done if r.phase == "train"]
+                rec["sigma"][c], rec["mean"][c] = self.sigma_mean(c, train)
             rec["piloted"].append(c)
             self.integ.checkpoint_step(done=True)
 
     def _channel_call(self, c: str, rec: dict[str, Any], n_train: int | None,
                       time_limit: float | None) -> Result:
         """Channel ``c``'s own call with its share of the calls (and of the time left)."""
-        child, part = self.integ.channels[c], self.parts[c]
+        child, part = self.integ.channels[c], self.part(c, rec)
         n = max(int(rec["alloc"][c]), 1)
-        goal = rec["goals"][c]
+        goal = rec["goals"].get(c)
         if n_train is not None:  # trained in the pilot: the estimate alone
             return _quietly(c, child.estimate, part, n, **self.goal_kwargs(c, goal))
         limits = rec.setdefault("limits", {})
@@ -284,16 +332,90 @@ class ChannelRun:
 
 
 class SplitRun(ChannelRun):
-    """The split of a sign-changing integrand into ``f⁺`` and ``f⁻`` (see the module doc)."""
+    """The split of a sign-changing integrand into ``f⁺`` and ``f⁻`` (see the module doc),
+    with the residual channel where the Policy plans it (:data:`RESIDUAL`)."""
 
     names = CHANNELS
 
     def __init__(self, driver: CallDriver, call: dict[str, Any]):
         super().__init__(driver, call)
+        rec = call["split"]
+        if "names" not in rec:  # fixed when the split starts: a resumed call matches
+            rec["names"] = list(SPLIT_NAMES)
+        self.names = tuple(rec["names"])
         self.parts = {c: SignedPart(driver, 1 if c == "+" else -1) for c in CHANNELS}
 
+    def part(self, c: str, rec: dict[str, Any]) -> Callable[[Tensor], Tensor] | None:
+        """``f±``, or the residual against the parts' flows as their pilots left them (the
+        coefficients ``c± = (1 ± m) Î±`` fixed in ``rec["cv"]`` from the pilots' means);
+        ``None`` for the residual where the parts' flows do not fit well enough for it
+        (:meth:`~flowint.run.allocation.ChannelDecisions.residual_fits`)."""
+        if c != RESIDUAL:
+            return self.parts[c]
+        if "cv" not in rec:
+            fits = self.integ.policy.residual_fits(rec["sigma"], rec["mean"])
+            rec["cv"] = {k: (1.0 + sign * RESIDUAL_MARGIN) * float(rec["mean"][k])
+                         for k, sign in zip(CHANNELS, (1, -1), strict=True)} if fits else None
+        if rec["cv"] is None:
+            return None
+        if RESIDUAL not in self.parts:
+            flows = {k: self.integ.channels[k].frozen_flow() for k in CHANNELS}
+            self.parts[RESIDUAL] = ResidualPart(self.driver, flows, rec["cv"])
+        return self.parts[RESIDUAL]
+
+    def tune(self, rec: dict[str, Any]) -> None:
+        """With ``n_train``, where the residual got no pilot (the parts did not fit well
+        enough), its share of the training goes to the parts, half each, so that the run
+        still trains on ``n_train`` calls. Once per call."""
+        if RESIDUAL not in self.names or rec.get("cv") is not None or \
+                rec.get("train_left") is None:
+            return
+        topped = rec.setdefault("topped", [])
+        for c in CHANNELS:
+            if c in topped:
+                continue
+            child = self.integ.channels[c]
+            done = _quietly(c, child.train, self.parts[c], max(int(rec["pilot"]) // 2, 1))
+            train = [r for r in done if r.phase == "train"]
+            if train:
+                rec["sigma"][c], rec["mean"][c] = self.sigma_mean(c, train)
+            topped.append(c)
+            self.integ.checkpoint_step(done=True)
+
+    def allocate(self, rest: int, rtol: float | None, atol: float | None,
+                 rec: dict[str, Any]) -> None:
+        """All the calls left to the residual channel where its pilot's ``σ`` beats the
+        parts' (:meth:`~flowint.run.allocation.ChannelDecisions.residual_wins`; the error
+        target is then the residual's own), else Neyman's allocation between the parts."""
+        policy = self.integ.policy
+        means = {c: rec["mean"][c] for c in CHANNELS}
+        if RESIDUAL in self.names and policy.residual_wins(rec["sigma"]):
+            rec["alloc"] = {**{c: 0 for c in CHANNELS}, RESIDUAL: int(rest)}
+            rec["goals"] = policy.channel_goals(rtol, atol, means,
+                                                {RESIDUAL: rec["sigma"][RESIDUAL]})
+            return
+        sigmas = {c: rec["sigma"][c] for c in CHANNELS}
+        rec["alloc"] = {**policy.channel_budgets(rest, sigmas), RESIDUAL: 0}
+        rec["goals"] = policy.channel_goals(rtol, atol, means, sigmas)
+
     def combine(self, results: dict[str, Result]) -> Result:
-        return combine_channels(self.driver, self.call, results)
+        if RESIDUAL not in results:
+            return combine_channels(self.driver, self.call, results)
+        rec = self.call["split"]
+        pilots = {k: sum(self.integ.channels[c].state.spent(k)
+                         - float(rec["seconds0"][c].get(k, 0.0)) for c in CHANNELS)
+                  for k in ("train", "sample")}
+        cv = rec["cv"]
+        return combine_channels(self.driver, self.call, results, signs={RESIDUAL: -1},
+                                offset=cv["+"] - cv["-"], seconds=pilots)
+
+    def mixture_weights(self, result: Result) -> dict[str, float]:
+        """The weights of the mixture the integrator samples after this call:
+        ``|I±|`` of the parts' results, or of their pilots where the call ended in the
+        residual channel (its flow follows ``A``, not ``|f|``)."""
+        if RESIDUAL in result.channels:
+            return {c: abs(float(self.call["split"]["mean"][c])) for c in CHANNELS}
+        return {c: abs(r.mean) for c, r in result.channels.items()}
 
 
 class ChannelMixture:

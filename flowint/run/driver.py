@@ -275,8 +275,9 @@ class CallDriver:
         ``channels=``; the state keeps the mixture the integrator samples afterwards."""
         state = self.state
         if call["split"].get("kind") != "modes":
-            result = SplitRun(self, call).run(budget, rtol, atol, n_train, time_limit)
-            state.split_weights = {c: abs(r.mean) for c, r in result.channels.items()}
+            run = SplitRun(self, call)
+            result = run.run(budget, rtol, atol, n_train, time_limit)
+            state.split_weights = run.mixture_weights(result)
             return result
         result = ModeRun(self, call).run(budget, rtol, atol, n_train, time_limit)
         state.split_weights = ModeRun.mixture_weights(result.channels)
