@@ -22,8 +22,9 @@ from typing import Any
 from ..result import IterationRecord
 from .modes import DISPARITY, Mode, disparity
 
-__all__ = ["ALPHA_GAIN", "CHANNELS", "RESIDUAL", "RESIDUAL_MARGIN", "SPLIT_NAMES", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
-           "MIN_SPLIT_CALLS", "PART_RICH_CALLS", "PILOT_FRACTION", "SIGN_SHARE"]
+__all__ = ["ALPHA_GAIN", "CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "MIN_CHANNEL_SHARE",
+           "MIN_SPLIT_CALLS", "PART_RICH_CALLS", "PILOT_FRACTION", "RESIDUAL", "RESIDUAL_MARGIN",
+           "SIGN_SHARE", "SPLIT_NAMES"]
 
 #: The channels of a split run: the positive and the negative part.
 CHANNELS = ("+", "-")
@@ -49,9 +50,9 @@ PILOT_FRACTION = 0.05
 #: Fewest calls a channel's own call gets (with at least 2 % of those left).
 MIN_CHANNEL_CALLS = 500
 MIN_CHANNEL_SHARE = 0.02
-#: A sign split's part flows take twice the integrator's bins where each part is to train on
-#: at least this many calls (:meth:`ChannelDecisions.part_bins_factor`).
-PART_RICH_CALLS = 400_000
+#: A sign split's part flows take twice the integrator's bins where each of its channels is to
+#: train on at least this many calls (:meth:`ChannelDecisions.part_bins_factor`).
+PART_RICH_CALLS = 300_000
 #: Learned channel weights are taken where they cut ``Σ_c σ_c`` on the held-out points by at
 #: least this fraction (:mod:`flowint.run.alpha`): less is within what two halves of a pilot's
 #: heavy-tailed weights disagree on.
