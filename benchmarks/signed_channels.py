@@ -1,4 +1,4 @@
-"""Sign-changing integrands: one density against two channels (``signed=``), per sample.
+"""Sign-changing integrands: one density against the split into channels (``signed=``).
 
 For each case the same ``flowint.integrate`` call (one seed) is run with ``signed="off"`` (one
 density trained on ``|f|``), ``"auto"`` (the default: the policy splits when it sees both signs
@@ -7,7 +7,9 @@ and with i.i.d. ones (``qmc=False``), and, with ``--n-train``, in the equal-budg
 (``n_train`` training calls, then the rest for the estimate). The table gives the estimate,
 its pull, the sampler (``channels`` for a split run), the relative standard deviation per
 final sample ``sdev·√n_final/|I|`` (with i.i.d. points and one density it cannot go below
-``√((∫|f|/I)² − 1)``, 2.9 for the 2-D signed camel) and each channel's own.
+``√((∫|f|/I)² − 1)``, 2.9 for the 2-D signed camel) and each channel's own: the parts ``+``
+and ``−``, or the residual ``r`` where the split ended in it (its rel. std is relative to
+``∫A``, not to ``I``; :mod:`flowint.run.split`).
 
 With ``--seeds`` every row is run for each seed, and a second table gives, per case, mode
 and kind of final points, the median and the largest relative standard deviation per sample
@@ -44,8 +46,8 @@ import integrands
 CASES = ["signed_camel:dim=2", "signed_camel:dim=4"]
 COLUMNS = ["integrand", "signed", "qmc", "n_train", "result", "exact", "pull", "sampler",
            "rel std/sample", "channel + rel std (sampler)",
-           "channel − rel std (sampler)", "calls", "final calls",
-           "s"]
+           "channel − rel std (sampler)", "channel r rel std (sampler)", "calls",
+           "final calls", "s"]
 SEED_COLUMNS = ["integrand", "signed", "qmc", "seeds", "median rel std/sample",
                 "largest rel std/sample", "largest |pull|", "samplers", "goal (i.i.d. split)"]
 #: The channels issue's goals for the relative standard deviation per i.i.d. final sample of a
@@ -90,10 +92,10 @@ def run(spec: str, mode: str, qmc: bool, budget: int, n_train: int | None,
                               signed=mode, qmc=qmc, progress=False, **extra)
     seconds = time.perf_counter() - t0
     part = {c: f"{common.fmt(r.channels[c].rel_std)} ({r.channels[c].method})"
-            if c in r.channels else "—" for c in ("+", "-")}
+            if c in r.channels else "—" for c in ("+", "-", "r")}
     return [spec, seed, mode, "yes" if qmc else "no", n_train, str(r), f"{float(f.exact):.8g}",
-            r.pull(float(f.exact)), r.method, r.rel_std, part["+"], part["-"], r.n_evals,
-            r.n_evals_final, seconds]
+            r.pull(float(f.exact)), r.method, r.rel_std, part["+"], part["-"], part["r"],
+            r.n_evals, r.n_evals_final, seconds]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

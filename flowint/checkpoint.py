@@ -39,7 +39,7 @@ import torch
 
 from ._io import load_plain
 from .flows import Flow, build_flow
-from .run.allocation import CHANNELS
+from .run.allocation import CHANNELS, SPLIT_NAMES
 from .run.channels import part_lr_final
 from .run.settings import LR_FINAL
 
@@ -197,7 +197,7 @@ def _check_compatible(integ: Any, state: dict[str, Any], path: Any) -> None:
     changed = sorted(k for k, v in saved.items()
                      if k not in _HARMLESS and k in now and now[k] != v)
     parts = state.get("channels") or {}
-    if set(parts) == set(CHANNELS) and "lr_final" not in changed:  # a sign split's parts
+    if set(CHANNELS) <= set(parts) <= set(SPLIT_NAMES) and "lr_final" not in changed:
         rate = part_lr_final(mine["settings"].get("lr_final"))
         if any(_effective(ch["state"]["settings"])["lr_final"] != rate
                for ch in parts.values()):

@@ -81,7 +81,7 @@ class Integrator:
         self._integrands: dict[int, Integrand] = {}
         self._since_checkpoint = 0
         #: A split run's channel integrators, ``{"+": ..., "-": ...}`` (empty until a call
-        #: splits a sign-changing integrand; see :mod:`flowint.run.channels`).
+        #: splits a sign-changing integrand; see :mod:`flowint.run.split`).
         self.channels: dict[str, Integrator] = {}
         #: The integrator a channel belongs to (it checkpoints through it); ``None`` otherwise.
         self.parent: Integrator | None = None
@@ -229,7 +229,7 @@ class Integrator:
         weights fixed before their draw (``reuse``). With ``n_train``, exactly that many
         calls train the flow and the flow makes the final estimate. A sign-changing scalar
         integrand is split into its positive and negative parts, two channels with their own
-        flows and draws (``signed``; :mod:`flowint.run.channels`): ``result.method`` is then
+        flows and draws (``signed``; :mod:`flowint.run.split`): ``result.method`` is then
         ``"channels"`` and ``result.channels`` holds each part's result.
 
         Arguments:

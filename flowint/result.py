@@ -137,12 +137,15 @@ class Result:
             describe component 0. Empty for scalar integrands.
         log_scale: with ``log=True``, the unit of the history's means and errors: they are
             multiples of ``exp(log_scale)``; ``None`` otherwise.
-        channels: for a split run (``method == "channels"``, :mod:`flowint.run.channels`),
+        channels: for a split run (``method == "channels"``, :mod:`flowint.run.split`),
             ``{"+": result for f⁺ = max(f, 0), "-": result for f⁻ = max(−f, 0)}``, each a
             full :class:`Result` of its own channel (sampler, history, every diagnostic;
             ``n_evals`` and ``seconds`` count the whole channel, its pilot training included).
             The split result is then ``mean = m⁺ − m⁻``, ``sdev = √(s⁺² + s⁻²)`` (the
-            channels draw independent points); ``n_evals`` counts every call (the points
+            channels draw independent points). A split that ends in its residual channel
+            has ``{"r": result for A = c⁺q⁺ − c⁻q⁻ − f}`` instead, and ``mean = c⁺ − c⁻ −
+            m_r``, ``sdev = s_r`` (the parts' flows ``q±`` are densities of known integral;
+            :mod:`flowint.run.split`); ``n_evals`` counts every call (the points
             seen before the split, the channels' pilots and calls); ``n_evals_final``,
             ``n_evals_reused`` and ``ess`` are sums over the channels, ``chi2``/``dof`` the
             sums of the channels' tests, ``unweighting_efficiency`` the smaller and

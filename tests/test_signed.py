@@ -12,7 +12,7 @@ from _slow_integrands import gauss, gauss_exact
 
 import flowint
 from flowint.result import IterationRecord
-from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE
+from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE, SPLIT_NAMES
 from flowint.run.channels import ChannelMixture
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
@@ -203,7 +203,8 @@ def test_after_a_split_the_integrator_samples_the_mixture_of_its_channels():
     mix = integ.frozen_flow()
     assert isinstance(mix, ChannelMixture)
     total = r.channels["+"].mean + r.channels["-"].mean
-    assert mix.alpha.tolist() == pytest.approx([r.channels[c].mean / total for c in "+-"])
+    assert mix.alpha.tolist() == pytest.approx([r.channels[c].mean / total for c in "+-"]
+                                               + [0.0])  # the residual channel's flow: none
     gen = torch.Generator().manual_seed(0)
     u = torch.rand(100_000, 2, generator=gen, dtype=torch.float64)
     q = mix.log_prob(u).exp()  # a density: it integrates to one
@@ -237,13 +238,13 @@ def _stage(path) -> str:
     split = (torch.load(path, weights_only=True)["state"]["call"] or {}).get("split")
     if not split:
         return "before"
-    if len(split["piloted"]) < 2:
+    if len(split["piloted"]) < len(split["names"]):
         return f"pilot {len(split['piloted'])}"
     return f"channel {len(split['results'])}"
 
 
 def test_interrupted_split_run_resumes_to_the_uninterrupted_result(tmp_path):
-    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 200})
+    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 100})
     total = Counted()
     reference = flowint.integrate(total, 2, **run)
     path = tmp_path / "split.ckpt"
@@ -257,7 +258,7 @@ def test_interrupted_split_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert {"pilot 0", "pilot 1", "channel 0", "channel 1"} <= set(stages)
     assert exact(result) == exact(reference)
     blob = torch.load(path, weights_only=True)
-    assert set(blob["channels"]) == {"+", "-"}  # each channel's own flow, optimizer, state
+    assert set(blob["channels"]) == set(SPLIT_NAMES)  # each channel's flow, optimizer, state
     path.unlink()
     with pytest.raises(KeyboardInterrupt):  # once more, now counting the calls after it
         flowint.integrate(Counted(2 * total.calls // 3), 2, checkpoint=path, **run)
@@ -308,7 +309,7 @@ def test_a_split_checkpoint_from_another_device_rederives_every_random_state(tmp
     torch.save(blob, path)
     with pytest.warns(RuntimeWarning, match="random stream"):
         again = flowint.load_checkpoint(path)
-    assert set(again.channels) == {"+", "-"}
+    assert set(again.channels) == set(SPLIT_NAMES)
     again.sample(100, seed=2)
 
 
@@ -385,7 +386,8 @@ def test_the_parts_decay_their_learning_rate_further_unless_the_user_sets_it():
     assert PART_LR_FINAL < LR_FINAL
     assert [integ.channels[c].trainer.lr_final for c in ("+", "-")] == [PART_LR_FINAL] * 2
     integ = _split(lr_final=0.05)
-    assert [one.trainer.lr_final for one in (integ, *integ.channels.values())] == [0.05] * 3
+    everyone = (integ, *integ.channels.values())
+    assert [one.trainer.lr_final for one in everyone] == [0.05] * (1 + len(SPLIT_NAMES))
     with pytest.raises(ValueError, match="lr_final"):
         flowint.Integrator(2, lr_final=1.5)
 
@@ -403,3 +405,103 @@ def test_resuming_a_split_warns_where_its_parts_rate_would_change(tmp_path):
             with warnings.catch_warnings():
                 warnings.simplefilter("error", RuntimeWarning)
                 flowint.Integrator(2, seed=1, signed="split", checkpoint=path, **FAST)
+
+
+# ------------------------------------------------------------------ the residual channel
+@pytest.fixture
+def residual(monkeypatch):
+    """The Policy takes the residual channel whenever it can (small flows never fit well
+    enough for it on their own)."""
+    from flowint.run.allocation import ChannelDecisions
+
+    monkeypatch.setattr(ChannelDecisions, "residual_fits", staticmethod(lambda s, m: True))
+    monkeypatch.setattr(ChannelDecisions, "residual_wins", staticmethod(lambda s: True))
+
+
+def test_the_residual_integrates_to_its_coefficients_less_the_integral():
+    """``∫A = c⁺ − c⁻ − I`` for any flows, since ``q±`` are densities on the cube: here the
+    trained parts' flows of a short split, on uniform points (5σ)."""
+    from flowint.run.split import ResidualPart
+
+    integ = _split()
+    flows = {c: integ.channels[c].frozen_flow() for c in "+-"}
+
+    class Plain:
+        evaluate = staticmethod(CAMEL)
+
+    part = ResidualPart(Plain(), flows, {"+": 1.3, "-": 0.4})
+    u = torch.rand(400_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = part(u)
+    assert abs(float(a.mean()) - (1.3 - 0.4 - CAMEL.exact)) < 5 * float(a.std()) / math.sqrt(
+        len(a))
+    dens = flows["+"].log_prob(u).exp()  # the test has power: q⁺ is far from uniform
+    assert float(dens.max()) > 2.0
+
+
+def test_residual_decisions():
+    from flowint.run.allocation import RESIDUAL_MARGIN
+    from flowint.run.allocation import ChannelDecisions as D
+
+    means = {"+": 1.0, "-": 0.5}
+    fit = {"+": 0.9 * RESIDUAL_MARGIN, "-": 0.9 * RESIDUAL_MARGIN * 0.5}
+    assert D.residual_fits(fit, means)
+    assert not D.residual_fits({**fit, "-": 1.1 * RESIDUAL_MARGIN * 0.5}, means)
+    assert not D.residual_fits({**fit, "+": math.nan}, means)
+    assert not D.residual_fits(fit, {**means, "-": 0.0})
+    assert D.residual_wins({"+": 0.1, "-": 0.05, "r": 0.149})
+    assert not D.residual_wins({"+": 0.1, "-": 0.05, "r": 0.151})
+    assert not D.residual_wins({"+": 0.1, "-": 0.05, "r": math.nan})
+    assert not D.residual_wins({"+": 0.1, "-": 0.05})
+
+
+def test_a_split_ending_in_its_residual_combines_it_with_the_coefficients(residual):
+    """The rest of the calls after the pilots goes to the residual channel alone: the result
+    is ``c⁺ − c⁻ − ∫A`` with ``c± = (1 ± m) Î±`` from the pilots' means (which the mixture
+    the integrator samples afterwards takes), every point evaluated once, ``n_train`` calls
+    of training in all."""
+    from flowint.run.allocation import RESIDUAL_MARGIN as M
+
+    f = Counted()
+    integ = flowint.Integrator(2, seed=1, signed="split", qmc=False, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = integ(f, 9000, n_train=6000)
+    assert r.method == "channels" and set(r.channels) == {"r"}
+    w = integ.state.split_weights
+    assert set(w) == {"+", "-"}
+    offset = (1 + M) * w["+"] - (1 - M) * w["-"]
+    assert r.mean == pytest.approx(offset - r.channels["r"].mean, rel=1e-12)
+    assert r.sdev == r.channels["r"].sdev
+    assert f.points == r.n_evals == 9000 - (9000 - r.n_evals)
+    assert r.n_evals - r.n_evals_final == 6000
+    assert [integ.channels[c].state.n_evals for c in "+-"] == [2000, 2000]
+    assert abs(r.pull(CAMEL.exact)) < 5
+    mix = integ.frozen_flow()
+    assert mix.alpha.tolist()[2] == 0.0  # the residual's flow follows A, not |f|
+
+
+def test_a_residual_split_is_unbiased_over_seeds(residual):
+    """Pulls of 16 seeds of splits that end in the residual channel (i.i.d. finals)."""
+    pulls = np.array([quiet(CAMEL, 6000, seed=s, signed="split", qmc=False).pull(CAMEL.exact)
+                      for s in range(16)])
+    assert abs(pulls.mean()) < 5 / math.sqrt(len(pulls))
+    assert 0.4 < pulls.std(ddof=1) < 1.8
+
+
+def test_an_interrupted_residual_split_resumes_to_the_uninterrupted_result(tmp_path, residual):
+    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 100})
+    total = Counted()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = flowint.integrate(total, 2, **run)
+        assert set(reference.channels) == {"r"}
+        path = tmp_path / "residual.ckpt"
+        stages, result = [], None
+        while result is None:  # Ctrl-C every few calls of f, resumed from the checkpoint
+            at = 2 if len(stages) < 4 else max(total.calls // 3, 2)
+            try:
+                result = flowint.integrate(Counted(at), 2, checkpoint=path, **run)
+            except KeyboardInterrupt:
+                stages.append(_stage(path))
+    assert "pilot 2" in stages and "channel 0" in stages
+    assert exact(result) == exact(reference)

@@ -29,7 +29,7 @@ __all__ = ["ALPHA_GAIN", "CHANNELS", "ChannelDecisions", "MIN_CHANNEL_CALLS", "M
 #: The channels of a split run: the positive and the negative part.
 CHANNELS = ("+", "-")
 #: The third channel of a sign split: the residual ``A = c⁺q⁺ − c⁻q⁻ − f`` of ``f`` against
-#: the parts' frozen flows as control variates (:class:`~flowint.run.channels.ResidualPart`).
+#: the parts' frozen flows as control variates (:class:`~flowint.run.split.ResidualPart`).
 RESIDUAL = "r"
 #: Every channel a sign split can have.
 SPLIT_NAMES = (*CHANNELS, RESIDUAL)

@@ -1,35 +1,30 @@
-"""Sign-changing integrands as two channels: ``∫f = ∫f⁺ − ∫f⁻``, each part with its own sampler.
+"""Channel runs: a call integrated as several channels, each an integrator of its own.
 
-With one positive density ``q`` for a sign-changing ``f``, the i.i.d. relative standard
-deviation per sample of ``f/q`` is at least ``√((∫|f| / I)² − 1)`` (2.83 for the signed camel
-in 2-D), however well ``q`` is trained. A split run instead integrates the positive part
-``f⁺ = max(f, 0)`` and the negative part ``f⁻ = max(−f, 0)`` separately: each *channel* is an
-:class:`~flowint.Integrator` of its own (flow, trainer, run state, random stream) on one part,
-drawing its own independent points, so both estimates are unbiased and independent and
+:class:`ChannelRun` is what a sign split (:mod:`flowint.run.split`) and a multi-channel run
+(:mod:`flowint.run.mode_channels`) share: the channel integrators (:func:`build_channels`),
+their pilots, the Policy's allocation of the calls left, the channels' own calls, and the
+mixture of their flows that the integrator samples afterwards (:class:`ChannelMixture`).
 
-    ``I = I⁺ − I⁻``,  ``var = var⁺ + var⁻``.
-
-Every evaluation of ``f`` serves one channel: ``f`` is evaluated once per point, and the other
-part's value at that point is discarded (using it would couple the two estimates). With the
-default ``flow="rqs"`` each part's flow takes :func:`part_flow_options` (knot derivatives
-``exp(θ)``, bin floors of 10⁻⁵; twice the bins of the integrator's own flow where ``n_train``
-gives each part long training) before the user's ``flow_options``, and with ``lr_final=None``
-(the default) each part's learning rate decays to :data:`PART_LR_FINAL` of ``lr`` instead of
-:data:`~flowint.run.settings.LR_FINAL`.
-
-The steps of a split call (its progress is the call record's ``"split"`` entry, plain data in
-the :class:`~flowint.run.state.RunState`; the channels' own states are saved beside it by
+Each *channel* is an :class:`~flowint.Integrator` of its own (flow, trainer, run state, random
+stream) on one part of ``f``, drawing its own independent points. The steps of a channel call
+(its progress is the call record's ``"split"`` entry, plain data in the
+:class:`~flowint.run.state.RunState`; the channels' own states are saved beside it by
 :meth:`~flowint.Integrator.state_dict`):
 
 1. *pilot*: each channel trains on its part (:meth:`~flowint.Integrator.train`) for
-   :data:`~flowint.run.allocation.PILOT_FRACTION` of the calls left (with ``n_train``: half
-   the training calls left each, i.e. all of the training);
-2. *allocation*: ``σ± = ρ± |I±|`` measured on each pilot's last training iterations; the
-   :class:`~flowint.run.policy.Policy` divides the calls left ``∝ σ±`` and an error target
-   into per-channel targets (:mod:`flowint.run.allocation`);
-3. each channel makes its own call with its share (exploration, training, final estimate and
-   every diagnostic, as for any integrand; with ``n_train``: an estimate from the trained
-   flow), and the :class:`~flowint.result.Result` combines them (:func:`combine_channels`).
+   :data:`~flowint.run.allocation.PILOT_FRACTION` of the calls left, times ``2 / channels``
+   (with ``n_train``: the training calls left shared out, i.e. all of the training);
+2. *allocation*: ``σ_c`` measured on each pilot's last training iterations; the
+   :class:`~flowint.run.policy.Policy` divides the calls left (:mod:`flowint.run.allocation`);
+3. each channel with calls makes its own call with its share (exploration, training, final
+   estimate and every diagnostic, as for any integrand; with ``n_train``: an estimate from
+   the trained flow), and the :class:`~flowint.result.Result` combines them.
+
+With the default ``flow="rqs"`` a sign split's flows take :func:`part_flow_options` (knot
+derivatives ``exp(θ)``, bin floors of 10⁻⁵; twice the bins of the integrator's own flow where
+``n_train`` gives each channel long training) before the user's ``flow_options``, and with
+``lr_final=None`` (the default) their learning rate decays to :data:`PART_LR_FINAL` of ``lr``
+instead of :data:`~flowint.run.settings.LR_FINAL`.
 """
 
 from __future__ import annotations
@@ -47,8 +42,8 @@ from torch import Tensor
 from ..channel_maps import ChannelMap
 from ..flows import Flow
 from ..result import Result
-from .allocation import CHANNELS, RESIDUAL, RESIDUAL_MARGIN, SPLIT_NAMES
-from .channel_result import combine_channels, result_from_plain, result_to_plain
+from .allocation import CHANNELS, SPLIT_NAMES
+from .channel_result import result_from_plain, result_to_plain
 from .settings import default_flow_options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,74 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .driver import CallDriver
 
 __all__ = ["CHANNELS", "PART_FLOW_OPTIONS", "PART_LR_FINAL", "ChannelMixture", "ChannelRun",
-           "ResidualPart", "SignedPart", "SplitRun", "build_channels", "part_flow_options",
-           "part_lr_final", "track_signs"]
+           "build_channels", "part_flow_options", "part_lr_final", "quietly"]
 
 _BELOW_ONE = 1.0 - 2.0**-53
-
-
-def track_signs(call: dict[str, Any], w: Tensor) -> None:
-    """Add an iteration's positive and negative parts of the weights ``w = f/q`` (each an
-    unbiased estimate of ``I±``) to ``call["signs"]``, which ``signed="auto"`` reads."""
-    signs = call.setdefault("signs", [0.0, 0.0])
-    signs[0] += float(w.clamp_min(0.0).mean())
-    signs[1] += float((-w).clamp_min(0.0).mean())
-
-
-class SignedPart:
-    """``f⁺ = max(f, 0)`` (``sign=1``) or ``f⁻ = max(−f, 0)`` (``sign=-1``) on the unit cube.
-
-    ``f`` is evaluated through the parent's driver (its box, executor and checks; its calls,
-    seconds and dropped values counted in the parent's state).
-
-    Arguments:
-        driver: the parent call's driver.
-        sign: ``1`` or ``-1``.
-    """
-
-    def __init__(self, driver: CallDriver, sign: int):
-        self.driver = driver
-        self.sign = sign
-
-    def __call__(self, u: Tensor) -> Tensor:
-        fx = self.driver.evaluate(u)
-        if fx.ndim != 1:
-            raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
-                             "integrated with one density (signed='auto' or 'off')")
-        return (fx if self.sign > 0 else -fx).clamp_min(0.0)
-
-
-class ResidualPart:
-    """``A = c⁺q⁺ − c⁻q⁻ − f`` on the unit cube: ``f`` against the parts' frozen flows.
-
-    ``q±`` are normalised densities on the cube, so ``∫A = c⁺ − c⁻ − I`` holds exactly for
-    any coefficients and ``I = c⁺ − c⁻ − ∫A`` (control variates of known integral, as in
-    neural control variates, Müller et al., arXiv:1912.07488). With ``c± = (1 ± m) Î±``
-    (:data:`~flowint.run.allocation.RESIDUAL_MARGIN`) ``A ≈ m|f|`` plus the flows' misfit:
-    positive almost everywhere, smooth (no kink where ``f`` changes sign, since ``f`` and the
-    flows are smooth), and with ``∫A ≈ m ∫|f|`` instead of ``∫|f|`` to estimate.
-
-    Arguments:
-        driver: the parent call's driver (evaluates ``f``).
-        flows: ``{"+": q⁺, "-": q⁻}``, frozen.
-        coef: ``{"+": c⁺, "-": c⁻}``.
-    """
-
-    def __init__(self, driver: CallDriver, flows: dict[str, Any], coef: dict[str, float]):
-        self.driver = driver
-        self.flows = flows
-        self.coef = {c: float(coef[c]) for c in CHANNELS}
-
-    def __call__(self, u: Tensor) -> Tensor:
-        fx = self.driver.evaluate(u)
-        if fx.ndim != 1:
-            raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
-                             "integrated with one density (signed='auto' or 'off')")
-        with torch.no_grad():
-            cv = sum(sign * self.coef[c] * self.flows[c].log_prob(
-                u.to(self.flows[c].dtype)).to(torch.float64).exp()
-                for c, sign in zip(CHANNELS, (1.0, -1.0), strict=True))
-        return cv.to(fx.dtype) - fx
 
 
 PART_FLOW_OPTIONS: dict[str, Any] = {"derivative": "exp", "min_width": 1e-5}
@@ -301,7 +231,7 @@ class ChannelRun:
             if part is None:
                 rec["sigma"][c], rec["mean"][c] = math.nan, math.nan
             else:
-                done = _quietly(c, child.train, part, int(rec["pilot"]))
+                done = quietly(c, child.train, part, int(rec["pilot"]))
                 train = [r for r in done if r.phase == "train"]
                 rec["sigma"][c], rec["mean"][c] = self.sigma_mean(c, train)
             rec["piloted"].append(c)
@@ -314,12 +244,12 @@ class ChannelRun:
         n = max(int(rec["alloc"][c]), 1)
         goal = rec["goals"].get(c)
         if n_train is not None:  # trained in the pilot: the estimate alone
-            return _quietly(c, child.estimate, part, n, **self.goal_kwargs(c, goal))
+            return quietly(c, child.estimate, part, n, **self.goal_kwargs(c, goal))
         limits = rec.setdefault("limits", {})
         if time_limit is not None and c not in limits:  # fixed once: a resumed call matches
             waiting = sum(int(rec["alloc"][k]) for k in self.names if k not in rec["results"])
             limits[c] = max(time_limit - self.driver.elapsed(), 1e-3) * n / max(waiting, 1)
-        return _quietly(c, child, part, n, time_limit=limits.get(c), **self.goal_kwargs(c, goal))
+        return quietly(c, child, part, n, time_limit=limits.get(c), **self.goal_kwargs(c, goal))
 
     def _whole(self, c: str, rec: dict[str, Any]) -> Result:
         """Channel ``c``'s result with the calls and seconds of the whole channel in this
@@ -329,93 +259,6 @@ class ChannelRun:
                    for k in ("f", "train", "sample")}
         return dataclasses.replace(result_from_plain(rec["results"][c]), seconds=seconds,
                                    n_evals=child.state.n_evals - int(rec["evals0"][c]))
-
-
-class SplitRun(ChannelRun):
-    """The split of a sign-changing integrand into ``f⁺`` and ``f⁻`` (see the module doc),
-    with the residual channel where the Policy plans it (:data:`RESIDUAL`)."""
-
-    names = CHANNELS
-
-    def __init__(self, driver: CallDriver, call: dict[str, Any]):
-        super().__init__(driver, call)
-        rec = call["split"]
-        if "names" not in rec:  # fixed when the split starts: a resumed call matches
-            rec["names"] = list(SPLIT_NAMES)
-        self.names = tuple(rec["names"])
-        self.parts = {c: SignedPart(driver, 1 if c == "+" else -1) for c in CHANNELS}
-
-    def part(self, c: str, rec: dict[str, Any]) -> Callable[[Tensor], Tensor] | None:
-        """``f±``, or the residual against the parts' flows as their pilots left them (the
-        coefficients ``c± = (1 ± m) Î±`` fixed in ``rec["cv"]`` from the pilots' means);
-        ``None`` for the residual where the parts' flows do not fit well enough for it
-        (:meth:`~flowint.run.allocation.ChannelDecisions.residual_fits`)."""
-        if c != RESIDUAL:
-            return self.parts[c]
-        if "cv" not in rec:
-            fits = self.integ.policy.residual_fits(rec["sigma"], rec["mean"])
-            rec["cv"] = {k: (1.0 + sign * RESIDUAL_MARGIN) * float(rec["mean"][k])
-                         for k, sign in zip(CHANNELS, (1, -1), strict=True)} if fits else None
-        if rec["cv"] is None:
-            return None
-        if RESIDUAL not in self.parts:
-            flows = {k: self.integ.channels[k].frozen_flow() for k in CHANNELS}
-            self.parts[RESIDUAL] = ResidualPart(self.driver, flows, rec["cv"])
-        return self.parts[RESIDUAL]
-
-    def tune(self, rec: dict[str, Any]) -> None:
-        """With ``n_train``, where the residual got no pilot (the parts did not fit well
-        enough), its share of the training goes to the parts, half each, so that the run
-        still trains on ``n_train`` calls. Once per call."""
-        if RESIDUAL not in self.names or rec.get("cv") is not None or \
-                rec.get("train_left") is None:
-            return
-        topped = rec.setdefault("topped", [])
-        for c in CHANNELS:
-            if c in topped:
-                continue
-            child = self.integ.channels[c]
-            done = _quietly(c, child.train, self.parts[c], max(int(rec["pilot"]) // 2, 1))
-            train = [r for r in done if r.phase == "train"]
-            if train:
-                rec["sigma"][c], rec["mean"][c] = self.sigma_mean(c, train)
-            topped.append(c)
-            self.integ.checkpoint_step(done=True)
-
-    def allocate(self, rest: int, rtol: float | None, atol: float | None,
-                 rec: dict[str, Any]) -> None:
-        """All the calls left to the residual channel where its pilot's ``σ`` beats the
-        parts' (:meth:`~flowint.run.allocation.ChannelDecisions.residual_wins`; the error
-        target is then the residual's own), else Neyman's allocation between the parts."""
-        policy = self.integ.policy
-        means = {c: rec["mean"][c] for c in CHANNELS}
-        if RESIDUAL in self.names and policy.residual_wins(rec["sigma"]):
-            rec["alloc"] = {**{c: 0 for c in CHANNELS}, RESIDUAL: int(rest)}
-            rec["goals"] = policy.channel_goals(rtol, atol, means,
-                                                {RESIDUAL: rec["sigma"][RESIDUAL]})
-            return
-        sigmas = {c: rec["sigma"][c] for c in CHANNELS}
-        rec["alloc"] = {**policy.channel_budgets(rest, sigmas), RESIDUAL: 0}
-        rec["goals"] = policy.channel_goals(rtol, atol, means, sigmas)
-
-    def combine(self, results: dict[str, Result]) -> Result:
-        if RESIDUAL not in results:
-            return combine_channels(self.driver, self.call, results)
-        rec = self.call["split"]
-        pilots = {k: sum(self.integ.channels[c].state.spent(k)
-                         - float(rec["seconds0"][c].get(k, 0.0)) for c in CHANNELS)
-                  for k in ("train", "sample")}
-        cv = rec["cv"]
-        return combine_channels(self.driver, self.call, results, signs={RESIDUAL: -1},
-                                offset=cv["+"] - cv["-"], seconds=pilots)
-
-    def mixture_weights(self, result: Result) -> dict[str, float]:
-        """The weights of the mixture the integrator samples after this call:
-        ``|I±|`` of the parts' results, or of their pilots where the call ended in the
-        residual channel (its flow follows ``A``, not ``|f|``)."""
-        if RESIDUAL in result.channels:
-            return {c: abs(float(self.call["split"]["mean"][c])) for c in CHANNELS}
-        return {c: abs(r.mean) for c, r in result.channels.items()}
 
 
 class ChannelMixture:
@@ -492,7 +335,7 @@ class ChannelMixture:
         return self.transform_base(z)
 
 
-def _quietly(channel: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def quietly(channel: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` with its warnings raised again, prefixed ``channel c:``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -21,13 +21,13 @@ from ..flows import Flow, PerAxisGrid
 from ..integrand import Integrand
 from ..result import IterationRecord, Result
 from ..stats import scaled_mean_std
-from .channels import SplitRun, track_signs
 from .estimator import FEWEST_RANDOMIZATIONS, MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
 from .mode_channels import ModeRun
 from .model import square
 from .modes import modes_from_pilot, pilot_points, search_calls
 from .policy import Action
 from .report import build_result
+from .split import SplitRun, track_signs
 from .state import Piece
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -273,15 +273,13 @@ class CallDriver:
                      time_limit: float | None) -> Result:
         """The rest of the call as channels: a sign split, or a multi-channel run with
         ``channels=``; the state keeps the mixture the integrator samples afterwards."""
-        state = self.state
-        if call["split"].get("kind") != "modes":
-            run = SplitRun(self, call)
-            result = run.run(budget, rtol, atol, n_train, time_limit)
-            state.split_weights = run.mixture_weights(result)
-            return result
-        result = ModeRun(self, call).run(budget, rtol, atol, n_train, time_limit)
-        state.split_weights = ModeRun.mixture_weights(result.channels)
-        state.channel_maps = list(call["split"]["maps"])
+        sign = call["split"].get("kind") != "modes"
+        run = SplitRun(self, call) if sign else ModeRun(self, call)
+        result = run.run(budget, rtol, atol, n_train, time_limit)
+        self.state.split_weights = run.mixture_weights(result) if sign else \
+            ModeRun.mixture_weights(result.channels)
+        if not sign:
+            self.state.channel_maps = list(call["split"]["maps"])
         return result
 
     def step(self, call: dict[str, Any], action: Action, bar: Any) -> None:
