@@ -13,8 +13,10 @@ and ``−``, or the residual ``r`` where the split ended in it (its rel. std is 
 
 With ``--seeds`` every row is run for each seed, and a second table gives, per case, mode
 and kind of final points, the median and the largest relative standard deviation per sample
-over the seeds, the largest |pull|, and the goal of the channels issue where it applies
-(i.i.d. final points of a split run: ≤ 0.1 in 2-D, ≤ 0.5 in 4-D, for the median).
+over the seeds, the largest |pull|, the shares of pulls within 1σ, 2σ and 3σ (honest error
+bars from many i.i.d. final points: 68.3 / 95.4 / 99.7 %), and the goal of the channels
+issue where it applies (i.i.d. final points of a split run: ≤ 0.1 in 2-D, ≤ 0.5 in 4-D, for
+the median).
 
 Usage::
 
@@ -49,7 +51,8 @@ COLUMNS = ["integrand", "signed", "qmc", "n_train", "result", "exact", "pull", "
            "channel − rel std (sampler)", "channel r rel std (sampler)", "calls",
            "final calls", "s"]
 SEED_COLUMNS = ["integrand", "signed", "qmc", "seeds", "median rel std/sample",
-                "largest rel std/sample", "largest |pull|", "samplers", "goal (i.i.d. split)"]
+                "largest rel std/sample", "largest |pull|", "within 1σ / 2σ / 3σ (%)",
+                "samplers", "goal (i.i.d. split)"]
 #: The channels issue's goals for the relative standard deviation per i.i.d. final sample of a
 #: split run, by dimension.
 GOALS = {2: 0.1, 4: 0.5}
@@ -76,8 +79,10 @@ def over_seeds(rows: list[list[Any]], seeds: list[int]) -> list[list[Any]]:
             goal = (f"ok (≤ {GOALS[dim]})" if med <= GOALS[dim]
                     else f"MISS: {common.fmt(med)} > {GOALS[dim]}")
         samplers = ", ".join(sorted({r[8] for r in runs}))
+        within = " / ".join(f"{100.0 * sum(abs(r[7]) < k for r in runs) / len(runs):.1f}"
+                            for k in (1, 2, 3))
         out.append([spec, mode, qmc, f"{len(runs)} of {len(seeds)}", med, max(rel),
-                    max(abs(r[7]) for r in runs), samplers, goal])
+                    max(abs(r[7]) for r in runs), within, samplers, goal])
     return out
 
 

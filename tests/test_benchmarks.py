@@ -528,7 +528,8 @@ def test_sobol_speed_tiny(tmp_path):
 
 def test_signed_channels_over_seeds_table():
     """The per-seed summary of benchmarks/signed_channels.py: median and largest per-sample
-    relative std, largest |pull|, and the issue's goal only for i.i.d. split rows."""
+    relative std, largest |pull|, the shares of pulls within 1σ / 2σ / 3σ, and the issue's
+    goal only for i.i.d. split rows."""
     sc = pytest.importorskip("signed_channels")
     assert sc._seeds("1-4") == [1, 2, 3, 4] and sc._seeds("7") == [7]
     row = ["signed_camel:dim=2", None, "auto", "no", 10, "r", "e", 0.5, "channels", 0.3]
@@ -538,7 +539,8 @@ def test_signed_channels_over_seeds_table():
     table = sc.over_seeds(rows + [off], [1, 2, 3])
     split, single = table
     assert split[3] == "3 of 3" and split[4] == 0.09 and split[5] == 0.3 and split[6] == 2.5
-    assert split[8] == "ok (≤ 0.1)"
-    assert single[8] == "—"  # one density: the goal is the split's
+    assert split[7] == "33.3 / 66.7 / 100.0"  # pulls 0.5, -2.5, 1.0 (1.0 is not within 1σ)
+    assert split[9] == "ok (≤ 0.1)"
+    assert single[9] == "—"  # one density: the goal is the split's
     worse = [r[:9] + [0.2] + r[10:] for r in rows]
-    assert sc.over_seeds(worse, [1, 2, 3])[0][8].startswith("MISS")
+    assert sc.over_seeds(worse, [1, 2, 3])[0][9].startswith("MISS")
