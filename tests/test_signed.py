@@ -12,7 +12,7 @@ from _slow_integrands import gauss, gauss_exact
 
 import flowint
 from flowint.result import IterationRecord
-from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE, SPLIT_NAMES
+from flowint.run.allocation import MIN_CHANNEL_SHARE, SIGN_SHARE
 from flowint.run.channels import ChannelMixture
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
@@ -203,8 +203,7 @@ def test_after_a_split_the_integrator_samples_the_mixture_of_its_channels():
     mix = integ.frozen_flow()
     assert isinstance(mix, ChannelMixture)
     total = r.channels["+"].mean + r.channels["-"].mean
-    assert mix.alpha.tolist() == pytest.approx([r.channels[c].mean / total for c in "+-"]
-                                               + [0.0])  # the residual channel's flow: none
+    assert mix.alpha.tolist() == pytest.approx([r.channels[c].mean / total for c in "+-"])
     gen = torch.Generator().manual_seed(0)
     u = torch.rand(100_000, 2, generator=gen, dtype=torch.float64)
     q = mix.log_prob(u).exp()  # a density: it integrates to one
@@ -244,7 +243,7 @@ def _stage(path) -> str:
 
 
 def test_interrupted_split_run_resumes_to_the_uninterrupted_result(tmp_path):
-    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 100})
+    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 200})
     total = Counted()
     reference = flowint.integrate(total, 2, **run)
     path = tmp_path / "split.ckpt"
@@ -258,7 +257,7 @@ def test_interrupted_split_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert {"pilot 0", "pilot 1", "channel 0", "channel 1"} <= set(stages)
     assert exact(result) == exact(reference)
     blob = torch.load(path, weights_only=True)
-    assert set(blob["channels"]) == set(SPLIT_NAMES)  # each channel's flow, optimizer, state
+    assert set(blob["channels"]) == {"+", "-"}  # each channel's own flow, optimizer, state
     path.unlink()
     with pytest.raises(KeyboardInterrupt):  # once more, now counting the calls after it
         flowint.integrate(Counted(2 * total.calls // 3), 2, checkpoint=path, **run)
@@ -309,7 +308,7 @@ def test_a_split_checkpoint_from_another_device_rederives_every_random_state(tmp
     torch.save(blob, path)
     with pytest.warns(RuntimeWarning, match="random stream"):
         again = flowint.load_checkpoint(path)
-    assert set(again.channels) == set(SPLIT_NAMES)
+    assert set(again.channels) == {"+", "-"}
     again.sample(100, seed=2)
 
 
@@ -386,8 +385,7 @@ def test_the_parts_decay_their_learning_rate_further_unless_the_user_sets_it():
     assert PART_LR_FINAL < LR_FINAL
     assert [integ.channels[c].trainer.lr_final for c in ("+", "-")] == [PART_LR_FINAL] * 2
     integ = _split(lr_final=0.05)
-    everyone = (integ, *integ.channels.values())
-    assert [one.trainer.lr_final for one in everyone] == [0.05] * (1 + len(SPLIT_NAMES))
+    assert [one.trainer.lr_final for one in (integ, *integ.channels.values())] == [0.05] * 3
     with pytest.raises(ValueError, match="lr_final"):
         flowint.Integrator(2, lr_final=1.5)
 
@@ -410,10 +408,11 @@ def test_resuming_a_split_warns_where_its_parts_rate_would_change(tmp_path):
 # ------------------------------------------------------------------ the residual channel
 @pytest.fixture
 def residual(monkeypatch):
-    """The Policy takes the residual channel whenever it can (small flows never fit well
-    enough for it on their own)."""
+    """The Policy plans and takes the residual channel whenever it can (small flows never fit
+    well enough for it on their own, and a call without ``n_train`` does not plan it)."""
     from flowint.run.allocation import ChannelDecisions
 
+    monkeypatch.setattr(ChannelDecisions, "residual_planned", staticmethod(lambda call: True))
     monkeypatch.setattr(ChannelDecisions, "residual_fits", staticmethod(lambda s, m: True))
     monkeypatch.setattr(ChannelDecisions, "residual_wins", staticmethod(lambda s: True))
 

@@ -120,7 +120,8 @@ class SplitRun(ChannelRun):
         super().__init__(driver, call)
         rec = call["split"]
         if "names" not in rec:  # fixed when the split starts: a resumed call matches
-            rec["names"] = list(SPLIT_NAMES)
+            planned = self.integ.policy.residual_planned(call)
+            rec["names"] = list(SPLIT_NAMES if planned else CHANNELS)
         self.names = tuple(rec["names"])
         self.parts = {c: SignedPart(driver, 1 if c == "+" else -1) for c in CHANNELS}
 
