@@ -22,6 +22,7 @@ from ..integrand import Integrand
 from ..result import IterationRecord, Result
 from ..stats import scaled_mean_std
 from .estimator import FEWEST_RANDOMIZATIONS, MIN_RANDOMIZATIONS, Estimator, next_stage, qmc_errors
+from .interlaced import InterlacedIdentity
 from .mode_channels import ModeRun
 from .model import square
 from .modes import modes_from_pilot, pilot_points, search_calls
@@ -220,6 +221,8 @@ class CallDriver:
         ``dtype`` (default: the estimator's)."""
         if candidate == "identity":
             return None
+        if candidate == "interlaced":
+            return InterlacedIdentity(self.integ.dim, self.integ.estimator.dtype)
         if candidate == "grid":
             return grid_flow(call["grid"], self.integ.estimator.dtype)
         return self.integ.frozen_flow(dtype)

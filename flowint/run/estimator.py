@@ -71,17 +71,20 @@ class Estimator:
 
         Arguments:
             state: the run state (the seconds spent sampling are added to it).
-            sampler: a frozen flow, or ``None`` for the identity (uniform points).
+            sampler: a frozen flow, ``None`` for the identity (uniform points), or an
+                :class:`~flowint.run.interlaced.InterlacedIdentity` (base points in twice
+                the dimensions, their digits interlaced).
             n: number of points.
             qmc: one freshly scrambled Sobol set as base points instead of i.i.d. ones.
         """
         t0 = time.perf_counter()
         device = self.generator.device
         dtype = self.dtype if sampler is None else sampler.dtype
+        base = int(getattr(sampler, "base_dim", self.dim))  # interlaced points: 2·dim
         if qmc:
-            z = scrambled_sobol(n, self.dim, self.generator, dtype, device)
+            z = scrambled_sobol(n, base, self.generator, dtype, device)
         else:
-            z = torch.rand(n, self.dim, generator=self.generator, dtype=dtype, device=device)
+            z = torch.rand(n, base, generator=self.generator, dtype=dtype, device=device)
         if sampler is None:
             u, log_q = z, torch.zeros(n, dtype=torch.float64, device=device)
         else:

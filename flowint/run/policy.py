@@ -30,7 +30,8 @@ import torch
 from ..result import IterationRecord
 from .allocation import ChannelDecisions
 from .estimator import MIN_RANDOMIZATIONS
-from .model import Model, final_sizes, goal_var, model, pow2_floor, square
+from .interlaced import MAX_DIM as INTERLACED_MAX_DIM
+from .model import Model, candidate_model, final_sizes, goal_var, model, pow2_floor, square
 from .replan import replan
 from .state import Measurement, RunState
 
@@ -39,6 +40,8 @@ __all__ = ["FLOAT32_FLOOR", "Action", "Policy", "flow_dtype", "training_trend"]
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
 GRID_PRIOR = 4.0            # the grid must be predicted this much better than the identity
+#: The identity's measured variance exponent from which the interlaced candidate is measured.
+SMOOTH_RATE = 2.0
 #: Relative error below which a call's final estimate samples a trained flow in float64 (with
 #: ``estimate_dtype="auto"``; above it float32, whose rounding changes the weights by under 1 %
 #: of their spread and their mean by under 1 % of its standard error: tests/test_policy.py).
@@ -158,6 +161,22 @@ class Policy(ChannelDecisions):
             n = min(n, max(100, budget // 30))
         return n
 
+    def static_candidates(self, measures: dict[str, Any]) -> tuple[str, ...]:
+        """The samplers measured before training: the identity and the per-axis grid, and,
+        up to :data:`~flowint.run.interlaced.MAX_DIM` dimensions where the identity's
+        measured rate shows a smooth integrand (variance falling at least as
+        ``n^-SMOOTH_RATE``), the identity fed higher-order (interlaced) quasi-random points
+        (:mod:`flowint.run.interlaced`). On a discontinuous integrand the interlaced points
+        gain nothing and their set means are heavy-tailed (annulus, 15 sets of 2^16, 40
+        seeds: RMS error 6.1·10⁻⁵ against 4.0·10⁻⁵ for plain points; its identity rate is
+        1.0–1.5, the signed camel 2-D's 2.3)."""
+        base = ("identity", "grid")
+        done = measures.get("identity", [])
+        if self.dim > INTERLACED_MAX_DIM or len(done) < EXPLORE_SIZES:
+            return base
+        ident = model(done)
+        return (*base, "interlaced") if ident.reliable and ident.a >= SMOOTH_RATE else base
+
     def explores(self, budget: int, n_train: int | None) -> bool:
         """Whether a call measures the static candidates before training."""
         return bool(self.settings.explore) and bool(self.settings.qmc) and n_train is None \
@@ -226,7 +245,7 @@ class Policy(ChannelDecisions):
                 return Action("split")
         measures = call.setdefault("measures", {})
         n1 = int(call["explore_n"]) if call.get("explore_n") else 0
-        for cand in (("identity", "grid") if n1 else ()):
+        for cand in (self.static_candidates(measures) if n1 else ()):
             done = measures.get(cand, [])
             if len(done) < EXPLORE_SIZES and cand not in call.setdefault("explored", []):
                 n = n1 * 4 ** len(done)
@@ -255,7 +274,7 @@ class Policy(ChannelDecisions):
         measures = call["measures"]
         batch = int(call["batch"])
         statics = {c: mod for c, m in measures.items() if c != "flow" and m
-                   and (mod := model(m)).reliable}
+                   and (mod := candidate_model(c, m)).reliable}
         best_static = min(statics, key=lambda c: self._static_score(c, statics[c], left, goal),
                           default=None)
         if best_static is not None and not train and not call.get("trained") and \
@@ -437,14 +456,14 @@ class Policy(ChannelDecisions):
         """The measured convergence exponent ``a`` of ``choice``'s quasi-random error (1, no
         gain, when it was not measured at two sizes)."""
         ms = call.get("measures", {}).get(choice, [])
-        return model(ms).a if len(ms) >= 2 else 1.0
+        return candidate_model(choice, ms).a if len(ms) >= 2 else 1.0
 
     def calls_needed(self, call: dict[str, Any], choice: str, goal: float,
                      history: list[IterationRecord]) -> float | None:
         """Calls the goal needs with ``choice``, from its measurements (or training)."""
         ms = call.get("measures", {}).get(choice, [])
         if choice != "flow" and ms:
-            m = model(ms)
+            m = candidate_model(choice, ms)
             return m.calls_for(goal_var(goal, m.mean))
         train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
         if not train:
@@ -461,7 +480,7 @@ class Policy(ChannelDecisions):
         combination with training iterations)."""
         ms = call.get("measures", {}).get(choice, [])
         if choice != "flow" and ms:
-            return model(ms).var(left)
+            return candidate_model(choice, ms).var(left)
         train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
         if not train or (self.settings.qmc and len(call.get("measures", {}).get("flow", [])) < 2):
             return math.inf  # no measured quasi-random gain: no weight to fix in advance
