@@ -105,13 +105,13 @@ def coverage_t(k: float, dof: float) -> float:
 
 #: Honest coverage within 1σ / 2σ / 3σ of a run with the fewest randomizations.
 REFERENCE: dict[int, float] = {k: coverage_t(k, DOF) for k in LEVELS}
-SAMPLERS = ("identity", "grid", "flow")
+SAMPLERS = ("identity", "interlaced", "grid", "flow")
 
 CSV_COLUMNS = ["group", "case", "seed", "mean", "sdev", "exact", "pull", "method", "n_evals",
                "n_evals_reused", "seconds", "budget", "rtol", "warnings", "randomizations"]
 COLUMNS = ["case", "runs", "within 1σ (%)", "within 2σ (%)", "within 3σ (%)",
            "reference ± 2 sd 1σ / 2σ / 3σ (%)", "pass", "max abs pull", "mean pull",
-           "identity / grid / flow", "calls mean", "reused > 0 (%)", "s mean"]
+           "identity / interlaced / grid / flow", "calls mean", "reused > 0 (%)", "s mean"]
 
 
 # ---------------------------------------------------------------------------- runs
@@ -260,7 +260,7 @@ def summarize(rows: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
         "pass": "ok" if not misses else "FAIL: " + ", ".join(misses),
         "max abs pull": f"{np.max(np.abs(finite)):.2f}" if finite.size else "—",
         "mean pull": f"{np.mean(finite):+.3f}" if finite.size else "—",
-        "identity / grid / flow": samplers,
+        "identity / interlaced / grid / flow": samplers,
         "calls mean": f"{np.mean([r['n_evals'] for r in rows]):,.0f}",
         "reused > 0 (%)": f"{100 * np.mean([r['n_evals_reused'] > 0 for r in rows]):.1f}",
         "s mean": f"{np.mean([r['seconds'] for r in rows]):.2f}",
@@ -292,9 +292,9 @@ def report(runs: Sequence[dict[str, Any]], groups: Sequence[str], cases: Sequenc
         "a few FAILs at the 2-sd level are expected by chance. In the `reuse` group the "
         "estimate combines the final randomizations with training iterations of their own "
         "(i.i.d.) variance, so the t reference is approximate there. `max abs pull` and "
-        "`mean pull` are over runs with a finite pull; `identity / grid / flow` counts the "
-        "sampler of the final estimate; `reused > 0`: runs where training calls entered the "
-        "estimate; `s mean`: wall seconds per run.\n")
+        "`mean pull` are over runs with a finite pull; `identity / interlaced / grid / flow` "
+        "counts the sampler of the final estimate; `reused > 0`: runs where training calls "
+        "entered the estimate; `s mean`: wall seconds per run.\n")
     overall = []
     for group in groups:
         sel = [r for r in runs if r["group"] == group]
@@ -459,7 +459,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 print(f"{group:6s} {spec:22s} {s['runs']} runs ({n_new} new, "
                       f"{time.perf_counter() - t0:.0f} s): {s['within 1σ (%)']} / "
                       f"{s['within 2σ (%)']} / {s['within 3σ (%)']} % in 1/2/3σ, "
-                      f"{s['pass']}, samplers {s['identity / grid / flow']}", flush=True)
+                      f"{s['pass']}, samplers {s['identity / interlaced / grid / flow']}",
+                      flush=True)
     finally:
         fh.close()
     mine = flush()

@@ -51,8 +51,9 @@ class IterationRecord:
 
     Attributes:
         phase: ``"warmup"`` (per-axis grid adaptation), ``"train"`` (flow training),
-            ``"identity"``, ``"grid"`` or ``"flow"`` (quasi-random randomizations measuring
-            that candidate sampler; also final sets abandoned for larger ones,
+            ``"identity"``, ``"interlaced"``, ``"grid"`` or ``"flow"`` (quasi-random
+            randomizations measuring that candidate sampler; also final sets abandoned for
+            larger ones,
             :mod:`flowint.run.replan`) or ``"final"`` (the frozen sampler; only these, and
             with ``reuse`` late training iterations, enter the final estimate).
         n: integrand evaluations in the iteration.
@@ -111,7 +112,9 @@ class Result:
         components: for vector integrands, per-component means; else empty.
         covariance: for vector integrands, the covariance matrix of the component estimates.
         method: the sampler of the final estimate: ``"identity"`` (plain randomized
-            quasi-Monte Carlo), ``"grid"`` (quasi-random points through a per-axis grid),
+            quasi-Monte Carlo), ``"interlaced"`` (randomized higher-order quasi-Monte Carlo:
+            scrambled Sobol digits interlaced, :mod:`flowint.run.interlaced`), ``"grid"``
+            (quasi-random points through a per-axis grid),
             ``"flow"`` (through the trained flow) or ``"channels"`` (a sign-changing integrand
             split into its positive and negative parts; see ``channels``).
         seconds: seconds spent in the integrand (``"f"``), in training (``"train"``: drawing

@@ -99,14 +99,17 @@ def heavy_tail() -> tuple[flowint.Result, list[str]]:
 def narrow_peak_undersampled() -> tuple[flowint.Result, list[str]]:
     # Defaults at 5·10⁴ calls: the exploration's uniform points hardly touch the narrow peak,
     # the policy picks the per-axis grid adapted to them (no training), and the final points
-    # hit the peak only a few times. Observed: 0.7022(42) against 0.998 (pull −71), with the
+    # hit the peak only a few times. Observed: 0.7014(33) against 0.998 (pull −90), with the
     # warning that the error bar itself is uncertain (the weights' kurtosis). (Seeds 31 and 15
     # did this until the quasi-random sets changed — flowint's own scrambling, then nested
     # uniform scrambling; the seeds are the run's only randomness, so a new stream needs a new
-    # seed. Of seeds 1–39 with nested scrambling, 11 is the only one that misses the peak *and*
-    # is flagged: 8 others miss it with an error bar too small and no warning at all — what no
-    # diagnostic can catch when no final point lands on the peak.)
-    return _run(two_bumps, 2, budget=50_000, seed=11)
+    # seed. Of seeds 1–39 with nested scrambling, 11 was the only one that missed the peak
+    # *and* was flagged: 8 others missed it with an error bar too small and no warning at all —
+    # what no diagnostic can catch when no final point lands on the peak. Since the policy
+    # also measures interlaced points (which take some of the exploration's calls), seed 11
+    # ends right; of seeds 1–120, 69 is the only one that misses the peak and is flagged
+    # (pull −90), 15 others miss it unflagged, every one through the grid.)
+    return _run(two_bumps, 2, budget=50_000, seed=69)
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,11 @@ def _scaled(rows: list[dict[str, Any]], factor: float) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- fast
 #: The cheap case: the study's fixed-budget group on a 2-D Gaussian. At 5·10⁴ calls the policy
-#: measures plain RQMC and the per-axis grid and finishes with one of them (no training), so a
-#: run takes about 0.15 s on an idle core: 200 runs fit the default suite.
-FAST_CASE, FAST_BUDGET, FAST_SEEDS = "gaussian:dim=2", 50_000, range(1, 201)
+#: measures plain RQMC, the per-axis grid and interlaced points and finishes with one of them
+#: (no training; interlaced points in 385 of the 400 runs), so a run takes about 0.05 s: 400
+#: runs fit the default suite. (With 200 runs, seeds 1–200, the sample at hand had pulls ×1.3
+#: pass the check, the 4 % of samples the power below leaves; 400 runs have more power.)
+FAST_CASE, FAST_BUDGET, FAST_SEEDS = "gaussian:dim=2", 50_000, range(1, 401)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def fast_runs() -> list[dict[str, Any]]:
 
 
 def test_fast_coverage_matches_the_student_t_reference(fast_runs):
-    assert len(fast_runs) >= 200
+    assert len(fast_runs) >= 400
     errors = [r["method"] for r in fast_runs if r["method"].startswith("error")]
     assert not errors, errors[:3]
     assert all(r["randomizations"] >= pc.FEWEST_RANDOMIZATIONS for r in fast_runs)
@@ -53,9 +55,9 @@ def test_fast_coverage_matches_the_student_t_reference(fast_runs):
 
 
 def test_the_fast_sample_would_catch_error_bars_30_percent_off(fast_runs):
-    # The power of 200 runs: with honest Student-t pulls, multiplying them by 1.3 (error bars
-    # too small) fails the check in 96 % of samples, by 0.7 (too large) in 99 %; here it
-    # must fail for the sample at hand.
+    # The power of the runs: with honest Student-t pulls, multiplying them by 1.3 (error bars
+    # too small) fails the check in 96 % of samples of 200, by 0.7 (too large) in 99 %, and
+    # more with 400; here it must fail for the sample at hand.
     too_small = pc.coverage_misses(_scaled(fast_runs, 1.3), n_sd=3.0)
     too_large = pc.coverage_misses(_scaled(fast_runs, 0.7), n_sd=3.0)
     assert too_small and all("low" in m for m in too_small), too_small
@@ -69,9 +71,12 @@ def test_plain_rqmc_coverage_on_a_smooth_polynomial():
     # are heavy-tailed, a spread of 21 of them is dominated by one set and |pull| crowds near
     # 1 (55.0 / 99.5 / 100.0 % within 1σ / 2σ / 3σ against 67.1 ± 10.0 / 94.1 ± 5.0 / 99.3 ±
     # 1.8). Nested uniform scrambling's set means are close to normal.
-    rows = [pc.run_one("budget", "polynomial:dim=4", seed, FAST_BUDGET, None, {})
-            for seed in FAST_SEEDS]
-    assert sum(r["method"] == "identity" for r in rows) >= 190
+    # Of seeds 1–200, 163 end in plain RQMC and 37 in interlaced points (measured where the
+    # identity's rate shows a smooth integrand); the check is on the plain ones.
+    rows = [r for seed in range(1, 201)
+            if (r := pc.run_one("budget", "polynomial:dim=4", seed, FAST_BUDGET, None, {}))
+            ["method"] == "identity"]
+    assert len(rows) >= 150
     misses = pc.coverage_misses(rows, n_sd=3.0)
     assert not misses, (misses, pc.summarize(rows, "polynomial:dim=4"))
 

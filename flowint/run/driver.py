@@ -216,16 +216,13 @@ class CallDriver:
         return self.log_target(fx)
 
     def sampler(self, call: dict[str, Any] | None, candidate: str,
-                dtype: torch.dtype | None = None) -> Flow | None:
+                dtype: torch.dtype | None = None) -> Flow | InterlacedIdentity | None:
         """The frozen sampler of a candidate (``None``: the identity); a trained flow in
         ``dtype`` (default: the estimator's)."""
-        if candidate == "identity":
-            return None
-        if candidate == "interlaced":
-            return InterlacedIdentity(self.integ.dim, self.integ.estimator.dtype)
-        if candidate == "grid":
-            return grid_flow(call["grid"], self.integ.estimator.dtype)
-        return self.integ.frozen_flow(dtype)
+        own = self.integ.estimator.dtype
+        statics = {"identity": lambda: None, "grid": lambda: grid_flow(call["grid"], own),
+                   "interlaced": lambda: InterlacedIdentity(self.integ.dim, own)}
+        return statics.get(candidate, lambda: self.integ.frozen_flow(dtype))()
 
     # ---------------------------------------------------------------- a whole call
     def call(self, budget: int, rtol: float | None, atol: float | None,
