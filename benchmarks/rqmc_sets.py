@@ -7,7 +7,9 @@ sets give a smaller error: ``(K / K')^(a-1)`` in variance going from ``K`` to ``
 they cost is the error bar's own precision (Student's t with ``K' − 1`` degrees of freedom) —
 and that t law holds only if the set means are close to normal. This script measures both, on
 the points ``flowint`` itself draws (``flowint.run.sobol``), for each of its two scramblings:
-nested uniform (the default) and linear matrix scrambling with a digital shift (scipy's).
+nested uniform (the default) and linear matrix scrambling with a digital shift (scipy's), and
+for the higher-order points of the policy's interlaced candidate (nested-scrambled points in
+twice the dimensions, digits interlaced: ``flowint.run.interlaced``).
 
 1. **Error at equal calls**: per integrand, at ``N = 2^20`` calls in 16, 8 and 4 sets, the RMS
    error over seeds, its ratio to 16 sets, the share of pulls within ±1 against Student's t
@@ -44,25 +46,35 @@ import common  # noqa: E402
 from policy_coverage import coverage_t  # noqa: E402
 
 __all__ = ["CALIBRATION_CASES", "CALIBRATION_SETS", "CASES", "SCRAMBLES", "SETS", "calibrate",
-           "main", "run_case"]
+           "main", "points", "run_case"]
 
 CASES = ["camel:dim=2", "signed_camel:dim=2", "annulus", "camel:dim=4", "gaussian_genz:dim=4"]
 SETS = (16, 8, 4)
-SCRAMBLES = ("nested", "linear")
+SCRAMBLES = ("nested", "linear", "interlaced")
 CALIBRATION_CASES = ["gaussian:dim=2", "camel:dim=2", "polynomial:dim=4"]
 #: (sets, points per set) of the calibration part.
 CALIBRATION_SETS = ((16, 4096), (8, 8192))
 HERE = Path(__file__).resolve().parent
 
 
+def points(n: int, dim: int, rng: np.random.Generator, scramble: str) -> np.ndarray:
+    """One randomization of ``n`` points: a scrambled Sobol set (``"nested"``, ``"linear"``),
+    or a nested-scrambled one in ``2·dim`` dimensions with its digits interlaced
+    (``"interlaced"``, :mod:`flowint.run.interlaced`)."""
+    from flowint.run.interlaced import interlace
+    from flowint.run.sobol import scrambled_sobol_array
+
+    if scramble == "interlaced":
+        return interlace(scrambled_sobol_array(n, 2 * dim, rng, "nested"))
+    return scrambled_sobol_array(n, dim, rng, scramble)
+
+
 def _pulls(f, k: int, n: int, reps: int, rng: np.random.Generator, scramble: str,
            ) -> tuple[np.ndarray, np.ndarray]:
     """Errors and pulls of ``reps`` estimates of ``k`` sets of ``n`` points."""
-    from flowint.run.sobol import scrambled_sobol_array
-
     errs, pulls = [], []
     for _ in range(reps):
-        means = np.array([float(f(torch.as_tensor(scrambled_sobol_array(n, f.dim, rng, scramble)))
+        means = np.array([float(f(torch.as_tensor(points(n, f.dim, rng, scramble)))
                                 .double().mean()) for _ in range(k)])
         mean, sdev = means.mean(), means.std(ddof=1) / math.sqrt(k)
         errs.append(mean - f.exact)

@@ -509,8 +509,10 @@ def test_rqmc_sets_tiny(tmp_path):
                            "--calibration-cases", "gaussian:dim=2", "--reps", "4",
                            "--out", str(out)]) == 0
     text = out.read_text()
-    assert text.count("| gaussian:dim=2 |") == 6 + 4 and "RMS pull" in text
+    n = len(rqmc_sets.SCRAMBLES)  # error rows: 3 set counts each; calibration rows: 2 each
+    assert text.count("| gaussian:dim=2 |") == 3 * n + 2 * n and "RMS pull" in text
     assert "| gaussian:dim=2 | nested | 16 | 4,096 | 4 |" in text
+    assert "| gaussian:dim=2 | interlaced | 8 | 8,192 | 4 |" in text
 
 
 def test_sobol_speed_tiny(tmp_path):
