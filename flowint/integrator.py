@@ -167,8 +167,8 @@ class Integrator:
         return dict(zip(self.channels, maps, strict=True))
 
     # ---------------------------------------------------------------- public API
-    def train(self, f: Callable, n_evals: int, *,
-              early_stop: bool = False) -> list[IterationRecord]:
+    def train(self, f: Callable, n_evals: int, *, early_stop: bool = False,
+              start: float = 0.0) -> list[IterationRecord]:
         """Train the flow with (about) ``n_evals`` integrand evaluations.
 
         Arguments:
@@ -176,11 +176,17 @@ class Integrator:
             n_evals: evaluations to spend (whole iterations; the last one may be smaller).
             early_stop: stop once the per-sample variance improves by less than 2 % over
                 ``patience`` iterations.
+            start: where in its schedule (learning-rate decay and tempering, 0 to 1) the
+                loop starts: 0, a fresh loop; more to go on with a flow already trained,
+                at the smaller rate the schedule has there (a sign split's parts topped up
+                after their pilot start at 2/3).
 
         Returns:
             The records of the iterations run by this call.
         """
         n_evals = check_count(n_evals, "n_evals")
+        if not 0.0 <= float(start) < 1.0:
+            raise ValueError(f"start must be in [0, 1), got {start!r}")
         driver = CallDriver(self, self.wrap(f))
         batch = self.batch_size(n_evals)
         loop = self.state.begin("train", {"n_evals": n_evals, "early_stop": early_stop},
@@ -188,7 +194,7 @@ class Integrator:
         with progress_bar(self.settings.progress, n_evals, "training") as bar:
             while not loop["done"] and loop["spent"] < n_evals:
                 n = min(batch, n_evals - loop["spent"])
-                driver.train_iteration(n, loop["spent"] / n_evals)
+                driver.train_iteration(n, start + (1.0 - start) * loop["spent"] / n_evals)
                 loop["spent"] += n
                 bar.update(n)
                 train = [r for r in self.history[loop["start"]:] if r.phase == "train"]

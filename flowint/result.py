@@ -148,7 +148,8 @@ class Result:
             channels draw independent points). A split that ends in its residual channel
             has ``{"r": result for A = c⁺q⁺ − c⁻q⁻ − f}`` instead, and ``mean = c⁺ − c⁻ −
             m_r``, ``sdev = s_r`` (the parts' flows ``q±`` are densities of known integral;
-            :mod:`flowint.run.split`); ``n_evals`` counts every call (the points
+            :mod:`flowint.run.split`), and its ``ess``, weight diagnostics and χ² are those
+            of ``A``'s channel, not of ``f``; ``n_evals`` counts every call (the points
             seen before the split, the channels' pilots and calls); ``n_evals_final``,
             ``n_evals_reused`` and ``ess`` are sums over the channels, ``chi2``/``dof`` the
             sums of the channels' tests, ``unweighting_efficiency`` the smaller and

@@ -113,3 +113,33 @@ def test_a_smooth_2d_integrand_ends_in_interlaced_points_and_a_rough_one_does_no
     assert r.method == "interlaced" and abs(r.pull(float(smooth.exact))) < 5
     assert r.sdev < 1e-6  # plain RQMC's error here is about 1.8e-6 (equal_cost_2d_seeds.md)
     assert a.method != "interlaced" and abs(a.pull(float(ring.exact))) < 5
+
+
+def test_float32_interlaced_points_stay_in_the_half_open_cube():
+    """Base points near 1 (float32 would round them to 1.0) and float32 output: every point
+    in [0, 1), through the sampler and through the estimator's draw."""
+    from flowint.run.estimator import Estimator
+    from flowint.run.state import RunState
+
+    s = InterlacedIdentity(2, torch.float32)
+    z = torch.full((4, 4), 1.0 - 2.0**-53, dtype=torch.float64)
+    u, _ = s.transform_base(z)
+    assert u.dtype == torch.float32 and float(u.max()) < 1.0
+    assert float(interlace(np.full((1, 2), 1.0))[0, 0]) < 1.0  # a digit of 2^26 is clipped
+    est = Estimator(2, torch.Generator().manual_seed(0), torch.float32)
+    state = RunState()
+    for _ in range(4):
+        u, log_q = est.draw(state, s, 2**14, qmc=True)
+        assert u.dtype == torch.float32 and float(u.min()) >= 0 and float(u.max()) < 1
+
+
+def test_train_can_start_late_in_its_schedule():
+    f = integrands.get("gaussian:dim=2")
+    lrs = {}
+    for start in (0.0, 2 / 3):
+        integ = flowint.Integrator(2, seed=1, progress=False)
+        rec = integ.train(f, 4000, start=start)
+        lrs[start] = [r.lr for r in rec if r.phase == "train"]
+    assert lrs[2 / 3][0] < 0.5 * lrs[0.0][0] and lrs[2 / 3][-1] <= lrs[2 / 3][0]
+    with pytest.raises(ValueError, match="start"):
+        flowint.Integrator(2).train(f, 100, start=1.0)

@@ -154,14 +154,17 @@ class ChannelDecisions:
         return True
 
     @staticmethod
-    def residual_wins(sigmas: Mapping[str, float]) -> bool:
+    def residual_wins(sigmas: Mapping[str, float], means: Mapping[str, float]) -> bool:
         """Whether a sign split spends the calls after its pilots on the residual channel
         alone (:data:`RESIDUAL`) rather than on the two parts: where the residual's
         ``σ_r`` from its pilot is below ``σ⁺ + σ⁻`` (the difference's σ per sample under
-        Neyman's allocation), both measured on the pilots' last training iterations."""
+        Neyman's allocation), both measured on the pilots' last training iterations, and
+        the residual's pilot saw a positive ``∫A`` (its ``σ`` is 0 otherwise)."""
         r = sigmas.get(RESIDUAL, math.nan)
         parts = sum(sigmas.get(c, math.nan) for c in CHANNELS)
-        return math.isfinite(r) and math.isfinite(parts) and r < parts
+        mean = means.get(RESIDUAL, math.nan)
+        return math.isfinite(r) and math.isfinite(parts) and r < parts and \
+            math.isfinite(mean) and mean > 0
 
     def pilot_calls(self, rest: int, n_train_left: int | None, channels: int = 2) -> int:
         """Training calls of each channel's pilot: :data:`PILOT_FRACTION` of the calls left

@@ -97,7 +97,7 @@ def part_flow_options(dim: int, bins_factor: int = 1) -> dict[str, Any]:
 
 def build_channels(parent: Integrator, seeds: dict[str, int],
                    flows: dict[str, Flow] | None = None,
-                   bins_factor: int = 1) -> dict[str, Integrator]:
+                   bins_factor: int = 1, split: bool | None = None) -> dict[str, Integrator]:
     """The channel integrators of ``parent``, one per key of ``seeds`` (in its order): its
     settings and flow recipe, on the unit cube (the parent's driver maps the points), torch in
     and out, ``signed="off"``, one channel, no checkpoint file of their own (they checkpoint
@@ -107,10 +107,13 @@ def build_channels(parent: Integrator, seeds: dict[str, int],
     are built fresh from the family the parent's flow was built from by name (a sign split's
     parts from ``"rqs"`` with :func:`part_flow_options` and ``bins_factor``), or copy a Flow
     passed as ``flow``. A sign split's parts decay their learning rate to
-    :data:`PART_LR_FINAL` where the parent's ``lr_final`` is ``None``."""
+    :data:`PART_LR_FINAL` where the parent's ``lr_final`` is ``None``. ``split``: whether
+    they are a sign split's channels (default: whether ``seeds`` names the split's channels,
+    ``"+"`` and ``"-"`` and perhaps ``"r"``)."""
     s = parent.settings
     flow = s.flow
-    split = set(CHANNELS) <= set(seeds) <= set(SPLIT_NAMES)
+    if split is None:
+        split = set(CHANNELS) <= set(seeds) <= set(SPLIT_NAMES)
     log = bool(s.log) and not split
     if parent.flow_kind is not None:  # built by name, also when loaded from a checkpoint
         flow = parent.flow_kind
@@ -146,6 +149,8 @@ class ChannelRun:
 
     names: tuple[str, ...]
     parts: dict[str, Callable[[Tensor], Tensor]]
+    #: Whether the channels are a sign split's (their flows take the parts' options).
+    sign_split = False
     #: Least shares of the calls left after the pilots, by channel (beside Neyman's).
     floors: dict[str, float] | None = None
 
@@ -197,11 +202,13 @@ class ChannelRun:
                               if r.phase in ("train", "warmup"))
             rest = budget - spent
             left = None if n_train is None else max(n_train - train_spent, 0)
-            if not integ.channels:
-                seeds = torch.randint(0, 2**62, (len(self.names),), generator=integ.generator)
-                integ.channels = build_channels(
-                    integ, dict(zip(self.names, seeds.tolist(), strict=True)),
-                    bins_factor=integ.policy.part_bins_factor(left, len(self.names)))
+            missing = [c for c in self.names if c not in integ.channels]
+            if missing:  # all of them, or what an earlier split did not have (the residual)
+                seeds = torch.randint(0, 2**62, (len(missing),), generator=integ.generator)
+                integ.channels.update(build_channels(
+                    integ, dict(zip(missing, seeds.tolist(), strict=True)),
+                    bins_factor=integ.policy.part_bins_factor(left, len(self.names)),
+                    split=self.sign_split))
             rec.update(rest=rest, pilot=integ.policy.pilot_calls(rest, left, len(self.names)),
                        piloted=[], train_left=left,
                        sigma={}, mean={}, results={},
@@ -214,8 +221,8 @@ class ChannelRun:
             self.tune(rec)
             rest = budget - (state.n_evals - self.call["start_evals"])
             self.allocate(rest, rtol, atol, rec)
-        for c in self.names:
-            if c not in rec["results"] and int(rec["alloc"].get(c, 0)) > 0:
+        for c in self.names:  # "skip": channels the Policy gave no call of their own
+            if c not in rec["results"] and c not in rec.get("skip", ()):
                 rec["results"][c] = result_to_plain(self._channel_call(c, rec, n_train,
                                                                        time_limit))
                 integ.checkpoint_step(done=True)
@@ -276,16 +283,18 @@ class ChannelMixture:
 
     Arguments:
         flows: the channels' frozen flows.
-        weights: ``{channel: |I_c|}`` (normalised here; all zero: equal weights).
+        weights: ``{channel: |I_c|}`` (normalised here; channels of weight 0 are left out;
+            all zero: equal weights).
         maps: ``{channel: map}`` of a multi-channel run (``None``: no maps).
     """
 
     def __init__(self, flows: dict[str, Flow], weights: dict[str, float],
                  maps: dict[str, ChannelMap] | None = None):
-        self.flows = [flows[c] for c in flows]
-        self.maps = [None if maps is None else maps.get(c) for c in flows]
+        kept = [c for c in flows if abs(float(weights.get(c, 0.0))) > 0] or list(flows)
+        self.flows = [flows[c] for c in kept]  # a channel of weight 0 (the residual): out
+        self.maps = [None if maps is None else maps.get(c) for c in kept]
         first = self.flows[0]
-        alpha = torch.tensor([abs(float(weights.get(c, 0.0))) for c in flows],
+        alpha = torch.tensor([abs(float(weights.get(c, 0.0))) for c in kept],
                              dtype=torch.float64)
         if not float(alpha.sum()) > 0:
             alpha = torch.ones_like(alpha)

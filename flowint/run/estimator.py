@@ -81,10 +81,11 @@ class Estimator:
         device = self.generator.device
         dtype = self.dtype if sampler is None else sampler.dtype
         base = int(getattr(sampler, "base_dim", self.dim))  # interlaced points: 2·dim
+        zdtype = getattr(sampler, "base_dtype", dtype)  # their digits: float64 base points
         if qmc:
-            z = scrambled_sobol(n, base, self.generator, dtype, device)
+            z = scrambled_sobol(n, base, self.generator, zdtype, device)
         else:
-            z = torch.rand(n, base, generator=self.generator, dtype=dtype, device=device)
+            z = torch.rand(n, base, generator=self.generator, dtype=zdtype, device=device)
         if sampler is None:
             u, log_q = z, torch.zeros(n, dtype=torch.float64, device=device)
         else:

@@ -65,7 +65,8 @@ def interlace(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] % 2:
         raise ValueError(f"need points of shape (n, 2·dim), got {points.shape}")
-    digits = np.floor(points * float(2**DIGITS)).astype(np.uint64)
+    top = float(2**DIGITS - 1)  # a point rounded up to 1.0 keeps every digit 1
+    digits = np.minimum(np.floor(points * float(2**DIGITS)), top).astype(np.uint64)
     first, second = digits[:, 0::2], digits[:, 1::2]
     merged = (_spread(first) << np.uint64(1)) | _spread(second)
     return merged.astype(np.float64) * 2.0 ** (-2 * DIGITS)
@@ -80,13 +81,20 @@ class InterlacedIdentity:
         dtype: dtype of the points returned.
     """
 
+    #: Base points are drawn in float64 whatever :attr:`dtype` is: their digits are
+    #: interlaced, and a float32 base point near 1 would round to 1.0.
+    base_dtype = torch.float64
+
     def __init__(self, dim: int, dtype: torch.dtype = torch.float64):
         self.dim, self.dtype = int(dim), dtype
         self.base_dim = 2 * self.dim
 
     def transform_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``(u, log q)`` for base points ``z`` of shape ``(n, 2·dim)``: ``u`` interlaced,
-        ``log q = 0``."""
-        u = interlace(z.detach().to(torch.float64).cpu().numpy())
+        in ``[0, 1)`` also after rounding to :attr:`dtype`, ``log q = 0``."""
+        u = interlace(z.detach().cpu().to(torch.float64).numpy())
         out = torch.as_tensor(u, dtype=self.dtype, device=z.device)
+        below_one = torch.nextafter(torch.ones((), dtype=self.dtype),
+                                    torch.zeros((), dtype=self.dtype))
+        out = torch.minimum(out, below_one.to(z.device))
         return out, torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
