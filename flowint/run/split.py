@@ -48,8 +48,8 @@ __all__ = ["TOP_UP_START", "ResidualPart", "SignedPart", "SplitRun", "track_sign
 #: Where in the training schedule a part's top-up starts (:meth:`SplitRun.tune`): it goes on
 #: at the rate the cosine decay has there (a quarter of ``lr``), not at the full rate again.
 #: Restarting the schedule took the signed camel 4-D's median rel. std per sample with
-#: ``n_train=10⁵`` from 0.391 (two parts of half the training each) to 0.446 (seeds 1–6);
-#: going on from 2/3 gave 0.396.
+#: ``n_train=10⁵`` from 0.388 (two parts of half the training each) to 0.422 (seeds 1–6);
+#: going on from 2/3 gives 0.387 (``benchmarks/results/signed_channels_topup*.md``).
 TOP_UP_START = 2.0 / 3.0
 
 
