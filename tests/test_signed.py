@@ -406,6 +406,20 @@ def test_resuming_a_split_warns_where_its_parts_rate_would_change(tmp_path):
 
 
 # ------------------------------------------------------------------ the residual channel
+def _interrupted(run: dict, total: Counted, path) -> tuple[flowint.Result, list[str]]:
+    """``run`` interrupted (a Ctrl-C at the 2nd call of ``f`` four times, then at a third of
+    the uninterrupted run's calls, ``total``) and resumed from ``path`` until it finishes;
+    its result and the stages it was interrupted at."""
+    stages, result = [], None
+    while result is None:
+        at = 2 if len(stages) < 4 else max(total.calls // 3, 2)
+        try:
+            result = flowint.integrate(Counted(at), 2, checkpoint=path, **run)
+        except KeyboardInterrupt:
+            stages.append(_stage(path))
+    return result, stages
+
+
 @pytest.fixture
 def residual(monkeypatch):
     """The Policy plans and takes the residual channel whenever it can (small flows never fit
@@ -489,22 +503,20 @@ def test_a_residual_split_is_unbiased_over_seeds(residual):
     assert 0.4 < pulls.std(ddof=1) < 1.8
 
 
-def test_an_interrupted_residual_split_resumes_to_the_uninterrupted_result(tmp_path, residual):
-    run = dict(budget=8000, seed=4, signed="split", **{**FAST, "batch_size": 100})
+@pytest.mark.parametrize("n_train", [None, 6000])
+def test_an_interrupted_residual_split_resumes_to_the_uninterrupted_result(tmp_path, residual,
+                                                                           n_train):
+    """Without ``n_train`` (the pilots, then the residual's own call) and with it (the
+    residual's estimate alone): interrupted at every stage, resumed to the same result."""
+    run = dict(budget=8000 if n_train is None else 9000, n_train=n_train, seed=4,
+               signed="split", qmc=False, **{**FAST, "batch_size": 100})
     total = Counted()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         reference = flowint.integrate(total, 2, **run)
         assert set(reference.channels) == {"r"}
-        path = tmp_path / "residual.ckpt"
-        stages, result = [], None
-        while result is None:  # Ctrl-C every few calls of f, resumed from the checkpoint
-            at = 2 if len(stages) < 4 else max(total.calls // 3, 2)
-            try:
-                result = flowint.integrate(Counted(at), 2, checkpoint=path, **run)
-            except KeyboardInterrupt:
-                stages.append(_stage(path))
-    assert "pilot 2" in stages and "channel 0" in stages
+        result, stages = _interrupted(run, total, tmp_path / "residual.ckpt")
+    assert ("pilot 2" if n_train is None else "pilot 1") in stages and "channel 0" in stages
     assert exact(result) == exact(reference)
 
 
@@ -529,37 +541,10 @@ def test_with_n_train_the_parts_are_topped_up_where_the_residual_does_not_fit(tm
         lrs = [h.lr for h in integ.channels["+"].history if h.phase == "train"]
         top_up = lrs[len(lrs) * 2 // 3:]  # the last third: the top-up, at a decayed rate
         assert max(top_up) < 0.5 * max(lrs) and TOP_UP_START == pytest.approx(2 / 3)
-        path = tmp_path / "topped.ckpt"
-        stages, result = [], None
         total = Counted()
         flowint.integrate(total, 2, **run)
-        while result is None:  # Ctrl-C every few calls of f, resumed from the checkpoint
-            at = 2 if len(stages) < 4 else max(total.calls // 3, 2)
-            try:
-                result = flowint.integrate(Counted(at), 2, checkpoint=path, **run)
-            except KeyboardInterrupt:
-                stages.append(_stage(path))
+        result, stages = _interrupted(run, total, tmp_path / "topped.ckpt")
     assert "pilot 2" in stages or "pilot 1" in stages
-    assert exact(result) == exact(reference)
-
-
-def test_a_residual_split_with_n_train_resumes_to_the_uninterrupted_result(tmp_path,
-                                                                           residual):
-    run = dict(budget=9000, n_train=6000, seed=3, signed="split", qmc=False,
-               **{**FAST, "batch_size": 250})
-    total = Counted()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        reference = flowint.integrate(total, 2, **run)
-        assert set(reference.channels) == {"r"}
-        path = tmp_path / "residual_n_train.ckpt"
-        stages, result = [], None
-        while result is None:
-            at = 2 if len(stages) < 4 else max(total.calls // 3, 2)
-            try:
-                result = flowint.integrate(Counted(at), 2, checkpoint=path, **run)
-            except KeyboardInterrupt:
-                stages.append(_stage(path))
     assert exact(result) == exact(reference)
 
 
