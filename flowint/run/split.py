@@ -61,6 +61,14 @@ def track_signs(call: dict[str, Any], w: Tensor) -> None:
     signs[1] += float((-w).clamp_min(0.0).mean())
 
 
+def _scalar(fx: Tensor) -> Tensor:
+    """``f``'s values at the points, checked to be one per point."""
+    if fx.ndim != 1:
+        raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
+                         "integrated with one density (signed='auto' or 'off')")
+    return fx
+
+
 class SignedPart:
     """``f⁺ = max(f, 0)`` (``sign=1``) or ``f⁻ = max(−f, 0)`` (``sign=-1``) on the unit cube.
 
@@ -77,10 +85,7 @@ class SignedPart:
         self.sign = sign
 
     def __call__(self, u: Tensor) -> Tensor:
-        fx = self.driver.evaluate(u)
-        if fx.ndim != 1:
-            raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
-                             "integrated with one density (signed='auto' or 'off')")
+        fx = _scalar(self.driver.evaluate(u))
         return (fx if self.sign > 0 else -fx).clamp_min(0.0)
 
 
@@ -106,10 +111,7 @@ class ResidualPart:
         self.coef = {c: float(coef[c]) for c in CHANNELS}
 
     def __call__(self, u: Tensor) -> Tensor:
-        fx = self.driver.evaluate(u)
-        if fx.ndim != 1:
-            raise ValueError("signed='split' needs a scalar integrand: a vector integrand is "
-                             "integrated with one density (signed='auto' or 'off')")
+        fx = _scalar(self.driver.evaluate(u))
         with torch.no_grad():
             cv = sum(sign * self.coef[c] * self.flows[c].log_prob(
                 u.to(self.flows[c].dtype)).to(torch.float64).exp()
