@@ -307,10 +307,6 @@ class ChannelMixture:
         parts = []
         with torch.no_grad():
             for f, m, a in zip(self.flows, self.maps, self.alpha.tolist(), strict=True):
-                if not a > 0:
-                    parts.append(torch.full((x.shape[0],), -math.inf, dtype=torch.float64,
-                                            device=x.device))
-                    continue
                 if m is None:
                     parts.append(f.log_prob(x).to(torch.float64) + math.log(a))
                     continue

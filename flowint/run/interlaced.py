@@ -13,11 +13,11 @@ achieve the optimal rate of the root mean square error for smooth integrands", A
 coordinates), so the mean of one randomization is unbiased and independent randomizations
 give an error bar as plain ones do.
 
-What it gains is the integrand's business: on the signed camel 2-D, 8 randomizations of
-``2^17`` points gave an RMS error 22× smaller than plain nested-scrambled Sobol points (20
-seeds), 26× on the camel 2-D and 15× on ``gaussian_genz`` 4-D, 1.7× on the annulus (an
-indicator), but 3.3× *larger* on the camel 4-D (12 seeds; scratch runs of the points
-alone). So it is a candidate sampler the :class:`~flowint.run.policy.Policy` measures like the
+What it gains is the integrand's business: 8 randomizations of ``2^17`` points against
+plain nested-scrambled Sobol points (60 seeds, ``benchmarks/results/rqmc_sets_interlaced.md``
+against ``rqmc_sets.md``) have an RMS error 32× smaller on the camel 2-D and 17× on the
+signed camel 2-D, about the same on the annulus (an indicator), and 2.1× *larger* on the
+camel 4-D. So it is a candidate sampler the :class:`~flowint.run.policy.Policy` measures like the
 others (``"interlaced"``, up to :data:`MAX_DIM` dimensions), never a default.
 """
 

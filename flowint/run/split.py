@@ -205,9 +205,9 @@ class SplitRun(ChannelRun):
                   for k in ("train", "sample")}
         if RESIDUAL not in results:
             return combine_channels(self.driver, self.call, results, seconds=pilots)
-        cv = rec["cv"]
+        offset = rec["cv"]["+"] - rec["cv"]["-"]  # I = c⁺ − c⁻ − ∫A
         return combine_channels(self.driver, self.call, results, signs={RESIDUAL: -1},
-                                offset=cv["+"] - cv["-"], seconds=pilots)
+                                offset=offset, seconds=pilots)
 
     def mixture_weights(self, result: Result) -> dict[str, float]:
         """The weights of the mixture the integrator samples after this call:
