@@ -67,8 +67,8 @@ import common  # noqa: E402
 import flowint  # noqa: E402
 import integrands  # noqa: E402
 
-__all__ = ["CASES", "COLUMNS", "CSV_COLUMNS", "GROUPS", "REFERENCE", "coverage_misses",
-           "coverage_t", "main", "reference", "run_one", "summarize"]
+__all__ = ["CASES", "COLUMNS", "CSV_COLUMNS", "GROUPS", "REFERENCE", "SAMPLERS", "SAMPLER_COLUMN",
+           "coverage_misses", "coverage_t", "main", "reference", "run_one", "summarize"]
 
 #: (registry specification, relative error target of the ``rtol`` group). The targets sit
 #: near what the policy reaches in ~3·10⁴–10⁵ calls, so the runs stop early (optional stopping)
@@ -105,13 +105,14 @@ def coverage_t(k: float, dof: float) -> float:
 
 #: Honest coverage within 1σ / 2σ / 3σ of a run with the fewest randomizations.
 REFERENCE: dict[int, float] = {k: coverage_t(k, DOF) for k in LEVELS}
-SAMPLERS = ("identity", "interlaced", "grid", "flow")
+SAMPLERS = ("identity", "interlaced", "grid", "strata", "flow")
+SAMPLER_COLUMN = " / ".join(SAMPLERS)
 
 CSV_COLUMNS = ["group", "case", "seed", "mean", "sdev", "exact", "pull", "method", "n_evals",
                "n_evals_reused", "seconds", "budget", "rtol", "warnings", "randomizations"]
 COLUMNS = ["case", "runs", "within 1σ (%)", "within 2σ (%)", "within 3σ (%)",
            "reference ± 2 sd 1σ / 2σ / 3σ (%)", "pass", "max abs pull", "mean pull",
-           "identity / interlaced / grid / flow", "calls mean", "reused > 0 (%)", "s mean"]
+           SAMPLER_COLUMN, "calls mean", "reused > 0 (%)", "s mean"]
 
 
 # ---------------------------------------------------------------------------- runs
@@ -260,7 +261,7 @@ def summarize(rows: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
         "pass": "ok" if not misses else "FAIL: " + ", ".join(misses),
         "max abs pull": f"{np.max(np.abs(finite)):.2f}" if finite.size else "—",
         "mean pull": f"{np.mean(finite):+.3f}" if finite.size else "—",
-        "identity / interlaced / grid / flow": samplers,
+        SAMPLER_COLUMN: samplers,
         "calls mean": f"{np.mean([r['n_evals'] for r in rows]):,.0f}",
         "reused > 0 (%)": f"{100 * np.mean([r['n_evals_reused'] > 0 for r in rows]):.1f}",
         "s mean": f"{np.mean([r['seconds'] for r in rows]):.2f}",
@@ -292,7 +293,7 @@ def report(runs: Sequence[dict[str, Any]], groups: Sequence[str], cases: Sequenc
         "a few FAILs at the 2-sd level are expected by chance. In the `reuse` group the "
         "estimate combines the final randomizations with training iterations of their own "
         "(i.i.d.) variance, so the t reference is approximate there. `max abs pull` and "
-        "`mean pull` are over runs with a finite pull; `identity / interlaced / grid / flow` "
+        f"`mean pull` are over runs with a finite pull; `{SAMPLER_COLUMN}` "
         "counts the sampler of the final estimate; `reused > 0`: runs where training calls "
         "entered the estimate; `s mean`: wall seconds per run.\n")
     overall = []
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 print(f"{group:6s} {spec:22s} {s['runs']} runs ({n_new} new, "
                       f"{time.perf_counter() - t0:.0f} s): {s['within 1σ (%)']} / "
                       f"{s['within 2σ (%)']} / {s['within 3σ (%)']} % in 1/2/3σ, "
-                      f"{s['pass']}, samplers {s['identity / interlaced / grid / flow']}",
+                      f"{s['pass']}, samplers {s[SAMPLER_COLUMN]}",
                       flush=True)
     finally:
         fh.close()

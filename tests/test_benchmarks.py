@@ -183,14 +183,14 @@ def test_policy_coverage_quick(tmp_path):
                 assert 0 <= _number(row[col]) <= 100
             assert row["pass"] == "ok" or row["pass"].startswith("FAIL")
             assert math.isfinite(_number(row["max abs pull"]))
-            counts = row["identity / interlaced / grid / flow"].split(" / ")
+            counts = row[policy_coverage.SAMPLER_COLUMN].split(" / ")
             assert sum(int(n) for n in counts) == int(row["runs"])
     head, body = _table_lines(text[text.index("## Overall"):], "group")
     assert head == ["group"] + policy_coverage.COLUMNS[1:]
     assert [cells[0] for cells in body] == [*groups, "all"]
     # reuse: always a flow, and training calls entered the estimate
     reuse = dict(zip(head, body[groups.index("reuse")], strict=True))
-    assert reuse["identity / interlaced / grid / flow"] == f"0 / 0 / 0 / {len(cases)}"
+    assert reuse[policy_coverage.SAMPLER_COLUMN] == f"0 / 0 / 0 / 0 / {len(cases)}"
     assert _number(reuse["reused > 0 (%)"]) > 0
     # one CSV row per run, with the columns asked for
     csv_path = tmp_path / "pc_runs.csv"

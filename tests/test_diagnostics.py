@@ -80,7 +80,7 @@ def test_pareto_k_is_not_fooled_by_a_clustered_bounded_tail() -> None:
 def test_annulus_grid_weights_do_not_warn_of_a_heavy_tail() -> None:
     """The case behind the Hill bound: the annulus's indicator through the per-axis grid the
     policy adapts from 16,384 uniform points, 983,040 final weights (as at 1.1e6 calls)."""
-    from flowint.run.driver import adapted_grid, grid_flow
+    from flowint.run.static_samplers import adapted_grid, grid_flow
 
     f = integrands.get("annulus")
     gen = torch.Generator().manual_seed(0)

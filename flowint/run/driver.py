@@ -30,6 +30,8 @@ from .policy import Action
 from .report import build_result
 from .split import SplitRun, track_signs
 from .state import Piece
+from .static_samplers import adapted_grid, grid_flow, keep_points, stratified
+from .strata import Stratified
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..integrator import Integrator
@@ -155,7 +157,7 @@ class CallDriver:
         """``action.k`` quasi-random randomizations of ``action.n`` points of a candidate."""
         t0 = time.perf_counter()
         if action.candidate == "grid" and "grid" not in call:
-            call["grid"] = adapted_grid(call.pop("seen"), self.f)
+            call["grid"] = adapted_grid(call["seen"], self.f)
         sampler = self.sampler(call, action.candidate, self.integ.policy.measure_dtype())
         weights, us, fxs, log_qs, scales, log_ts = [], [], [], [], [], []
         for _ in range(action.k):
@@ -175,8 +177,7 @@ class CallDriver:
         call["measures"].setdefault(action.candidate, []).append(list(m))
         u, fx, log_q = torch.cat(us), torch.cat(fxs), torch.cat(log_qs)
         self.record(f"{action.candidate}", fx, log_q, t0)
-        if action.candidate == "identity":  # the points the grid candidate adapts to
-            call.setdefault("seen", []).append([u, fx])
+        keep_points(call, action.candidate, u, fx)
         # the evaluated points are training samples too (each with the density it came from)
         buf = self.state.buffer
         buf.append((u.to(self.integ.flow.dtype), torch.cat(log_ts), log_q))
@@ -216,12 +217,13 @@ class CallDriver:
         return self.log_target(fx)
 
     def sampler(self, call: dict[str, Any] | None, candidate: str,
-                dtype: torch.dtype | None = None) -> Flow | InterlacedIdentity | None:
+                dtype: torch.dtype | None = None) -> Flow | InterlacedIdentity | Stratified | None:
         """The frozen sampler of a candidate (``None``: the identity); a trained flow in
         ``dtype`` (default: the estimator's)."""
         own = self.integ.estimator.dtype
         statics = {"identity": lambda: None, "grid": lambda: grid_flow(call["grid"], own),
-                   "interlaced": lambda: InterlacedIdentity(self.integ.dim, own)}
+                   "interlaced": lambda: InterlacedIdentity(self.integ.dim, own),
+                   "strata": lambda: stratified(call["strata"], self.integ.dim, own)}
         return statics.get(candidate, lambda: self.integ.frozen_flow(dtype))()
 
     # ---------------------------------------------------------------- a whole call
@@ -414,38 +416,6 @@ def current_error(weights: list[Tensor], qmc: bool) -> tuple[float, float]:
     w = torch.cat(weights)
     mean, std = scaled_mean_std(w if w.ndim == 1 else w[:, 0])
     return mean, std / math.sqrt(w.shape[0])
-
-
-def adapted_grid(seen: list[list[Tensor]], f: Integrand, passes: int = 5) -> Tensor:
-    """Per-axis bin edges adapted to the uniform exploration points (VEGAS's rule).
-
-    Each pass accumulates ``f² / q_grid`` of the fixed points per bin of the current grid,
-    which estimates ``∫_bin (f J)² dy`` for uniform points (``J = 1/q_grid``), then moves the
-    edges (``vegas.AdaptiveMap.adapt_to_samples`` works the same way).
-    """
-    u = torch.cat([s[0] for s in seen]).to(torch.float64)
-    fx = torch.cat([s[1] for s in seen])
-    fx = (fx if fx.ndim == 1 else fx.norm(dim=-1)).to(torch.float64)
-    bins = int(min(64, max(8, u.shape[0] // 64)))
-    grid = PerAxisGrid(u.shape[1], bins=bins).to(torch.float64)
-    flow = Flow([grid])
-    top = float(fx.abs().max())
-    if not top > 0:
-        return grid.edges().detach()
-    f2 = square(fx / top)
-    with torch.no_grad():
-        for _ in range(passes):
-            grid.adapt(u, f2 * torch.exp(-flow.log_prob(u)), alpha=0.5)
-    return grid.edges().detach()
-
-
-def grid_flow(edges: Tensor, dtype: torch.dtype) -> Flow:
-    """A frozen flow of one per-axis grid with the given edges."""
-    grid = PerAxisGrid(edges.shape[0], bins=edges.shape[1] - 1)
-    grid.set_widths(edges.diff(dim=-1).to(torch.float64))
-    flow = Flow([grid]).to(dtype)
-    flow.requires_grad_(False)
-    return flow
 
 
 def check_tolerances(rtol: float | None, atol: float | None) -> None:

@@ -73,7 +73,8 @@ class Estimator:
             state: the run state (the seconds spent sampling are added to it).
             sampler: a frozen flow, ``None`` for the identity (uniform points), or an
                 :class:`~flowint.run.interlaced.InterlacedIdentity` (base points in twice
-                the dimensions, their digits interlaced).
+                the dimensions, their digits interlaced), or a
+                :class:`~flowint.run.strata.Stratified` sampler (a whole set at a time).
             n: number of points.
             qmc: one freshly scrambled Sobol set as base points instead of i.i.d. ones.
         """
@@ -89,8 +90,9 @@ class Estimator:
         if sampler is None:
             u, log_q = z, torch.zeros(n, dtype=torch.float64, device=device)
         else:
+            whole = getattr(sampler, "whole_sets", False)  # stratified: cells share a set
             with torch.no_grad():
-                parts = [sampler.transform_base(c) for c in z.split(_CHUNK)]
+                parts = [sampler.transform_base(c) for c in ([z] if whole else z.split(_CHUNK))]
             u = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
             log_q = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         state.add_seconds("sample", time.perf_counter() - t0)

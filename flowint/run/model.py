@@ -73,17 +73,19 @@ class Model(NamedTuple):
         return min(max(g, 1.0), _MAX_EXTRAPOLATED_GAIN * max(g1, 1.0))
 
 
-def candidate_model(candidate: str, measures: list[Any]) -> Model:
+def candidate_model(candidate: str, measures: list[Any], rate_cap: float | None = None) -> Model:
     """:func:`model` of a candidate's measurements; for ``"interlaced"`` (higher-order
     points, :mod:`flowint.run.interlaced`) the exponent from its two largest sizes only,
     clipped to ``[1, 4]``: its order shows only from a few thousand points per set (signed
     camel 2-D, 8 sets: the variance fell 2× from 128 to 512 points and 556× from 512 to
     2,048), where the plain points' least-squares fit over all sizes would read the early
     plateau as the rate (2.5 at most; variance ``∝ n^-5`` in theory for order 2, ``∝ n^-4.2``
-    measured on that integrand from 2,048 to 131,072 points)."""
+    measured on that integrand from 2,048 to 131,072 points). ``rate_cap``: a lower cap on
+    the exponent (:meth:`~flowint.run.statics.StaticDecisions.static_model`)."""
+    cap = math.inf if rate_cap is None else rate_cap
     if candidate == "interlaced":
-        return model(measures[-2:], rate_max=4.0)
-    return model(measures)
+        return model(measures[-2:], rate_max=min(4.0, cap))
+    return model(measures, rate_max=min(_RATE_RANGE[1], cap))
 
 
 def model(measures: list[Any], rate_max: float = _RATE_RANGE[1]) -> Model:

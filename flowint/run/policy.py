@@ -30,7 +30,7 @@ import torch
 from ..result import IterationRecord
 from .allocation import ChannelDecisions
 from .estimator import MIN_RANDOMIZATIONS
-from .model import Model, candidate_model, final_sizes, goal_var, model, pow2_floor, square
+from .model import Model, candidate_model, final_sizes, goal_var, pow2_floor, square
 from .replan import replan
 from .state import Measurement, RunState
 from .statics import EXPLORE_RANDOMIZATIONS, EXPLORE_SIZES, GRID_PRIOR, SMOOTH_RATE, StaticDecisions
@@ -220,8 +220,13 @@ class Policy(ChannelDecisions, StaticDecisions):
                 return Action("split")
         measures = call.setdefault("measures", {})
         n1 = int(call["explore_n"]) if call.get("explore_n") else 0
-        for cand in (self.static_candidates(measures) if n1 else ()):
+        for cand in (self.static_candidates(measures, call, left) if n1 else ()):
             done = measures.get(cand, [])
+            if cand == "strata":  # one size: its variance falls as 1/n (or faster)
+                if not done:
+                    return Action("measure", cand, int(call["strata"]["n"]),
+                                  EXPLORE_RANDOMIZATIONS)
+                continue
             if len(done) < EXPLORE_SIZES and cand not in call.setdefault("explored", []):
                 n = n1 * 4 ** len(done)
                 if done and n * EXPLORE_RANDOMIZATIONS > 0.05 * left:
@@ -249,7 +254,7 @@ class Policy(ChannelDecisions, StaticDecisions):
         measures = call["measures"]
         batch = int(call["batch"])
         statics = {c: mod for c, m in measures.items() if c != "flow" and m
-                   and (mod := candidate_model(c, m)).reliable}
+                   and (mod := self.static_model(call, c)).reliable}
         best_static = min(statics, key=lambda c: self._static_score(c, statics[c], left, goal),
                           default=None)
         if best_static is not None and not train and not call.get("trained") and \
@@ -298,7 +303,7 @@ class Policy(ChannelDecisions, StaticDecisions):
         flow_m = call["measures"].get("flow", [])
         if len(flow_m) < 2:
             return 1.0
-        return model(flow_m).gain(n)
+        return candidate_model("flow", flow_m, self.jump_rate(call)).gain(n)
 
     def _keep_training(self, call: dict[str, Any], statics: dict[str, Model], rho: float,
                        mean: float, rate: float, left: float, goal: float | None,
@@ -379,6 +384,8 @@ class Policy(ChannelDecisions, StaticDecisions):
         if goal is None:
             size = min(size, pow2_floor(max(left / MIN_RANDOMIZATIONS, 2)))
         size = min(size, pow2_floor(left))  # never more calls than are left
+        if choice == "strata":  # a point in every cell
+            size = max(size, self.strata_min_set(call))
         return Action("final", choice, size, max(int(left // size), 1), planned)
 
     def replan(self, call: dict[str, Any], action: Action, weights: list[Any], sdev: float,
@@ -390,19 +397,20 @@ class Policy(ChannelDecisions, StaticDecisions):
         ``None``."""
         return replan(call, action, weights, sdev, goal, history, first, EXPLORE_RANDOMIZATIONS)
 
-    @staticmethod
-    def _final_rate(call: dict[str, Any], choice: str) -> float:
+    def _final_rate(self, call: dict[str, Any], choice: str) -> float:
         """The measured convergence exponent ``a`` of ``choice``'s quasi-random error (1, no
         gain, when it was not measured at two sizes)."""
         ms = call.get("measures", {}).get(choice, [])
-        return candidate_model(choice, ms).a if len(ms) >= 2 else 1.0
+        if choice == "flow":
+            return candidate_model(choice, ms).a if len(ms) >= 2 else 1.0
+        return self.static_model(call, choice).a if len(ms) >= 2 else 1.0
 
     def calls_needed(self, call: dict[str, Any], choice: str, goal: float,
                      history: list[IterationRecord]) -> float | None:
         """Calls the goal needs with ``choice``, from its measurements (or training)."""
         ms = call.get("measures", {}).get(choice, [])
         if choice != "flow" and ms:
-            m = candidate_model(choice, ms)
+            m = self.static_model(call, choice)
             return m.calls_for(goal_var(goal, m.mean))
         train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
         if not train:
@@ -419,7 +427,7 @@ class Policy(ChannelDecisions, StaticDecisions):
         combination with training iterations)."""
         ms = call.get("measures", {}).get(choice, [])
         if choice != "flow" and ms:
-            return candidate_model(choice, ms).var(left)
+            return self.static_model(call, choice).var(left)
         train = [r for r in history[call.get("history_start", 0):] if r.phase == "train"]
         if not train or (self.settings.qmc and len(call.get("measures", {}).get("flow", [])) < 2):
             return math.inf  # no measured quasi-random gain: no weight to fix in advance

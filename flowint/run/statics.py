@@ -13,11 +13,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
 from .interlaced import MAX_DIM as INTERLACED_MAX_DIM
-from .model import Model, goal_var, model
+from .model import Model, candidate_model, goal_var, model, pow2_floor
+from .state import Measurement
+from .strata import MAX_DIM as STRATA_MAX_DIM
+from .strata import allocate, cell_sigmas, cells_per_axis, predicted_var, set_var, strata_sums
 
 __all__ = ["EXPLORE_RANDOMIZATIONS", "EXPLORE_SIZES", "GRID_PRIOR", "SMOOTH_RATE",
-           "StaticDecisions"]
+           "STRATA_GATE", "STRATA_PILOT", "STRATA_PRIOR", "STRATA_SHARE", "StaticDecisions"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
@@ -26,6 +31,23 @@ GRID_PRIOR = 4.0            # the grid must be predicted this much better than t
 #: over seeds 1–20 at 1.1·10⁶ calls the annulus (an indicator) measured 1.00–2.14, the signed
 #: camel 2-D 1.95–2.5, the camel 2-D 2.04–2.5 and gaussian_genz 4-D 2.06–2.5 (2.5 is the cap).
 SMOOTH_RATE = 2.2
+#: Most of the calls left that measuring the stratified candidate may take (its sets need a
+#: point in every cell, twice as many points as cells).
+STRATA_SHARE = 0.08
+#: Fewest of the identity's exploration points per cell of the stratified candidate's grid.
+STRATA_PILOT = 4
+#: The stratified candidate is measured only where its final variance predicted from the
+#: identity's exploration points (i.i.d. points within cells) is below this many times the
+#: identity's: a smooth integrand's quasi-random error falls far faster than a stratified
+#: set's, and the measurement would be wasted (on the annulus the prediction is about 4×
+#: the identity's and the measurement 0.1×: it sees neither the cells' own spreads nor the
+#: order of the points within them).
+STRATA_GATE = 1000.0
+#: The stratified candidate must be predicted this much better than the others: its
+#: prediction is close (annulus), while a trained flow's ignores the training iterations that
+#: enter its estimate (circles at 10⁵ calls, seed 2: predicted about equal, the flow's final
+#: error 2.5× smaller).
+STRATA_PRIOR = 2.0
 
 
 class StaticDecisions:
@@ -34,7 +56,8 @@ class StaticDecisions:
     dim: int
     settings: Any
 
-    def static_candidates(self, measures: dict[str, Any]) -> tuple[str, ...]:
+    def static_candidates(self, measures: dict[str, Any], call: dict[str, Any] | None = None,
+                          left: float = 0.0) -> tuple[str, ...]:
         """The samplers measured before training: the identity and the per-axis grid, and,
         up to :data:`~flowint.run.interlaced.MAX_DIM` dimensions where the identity's
         measured rate shows a smooth integrand (variance falling at least as ``n^-a`` with
@@ -44,13 +67,116 @@ class StaticDecisions:
         sets of 2^16, 40 seeds: RMS error 6.1·10⁻⁵ against 4.0·10⁻⁵ for plain points). Where
         it is measured and not taken, its calls are missing from the final estimate, which
         then can fall below a power of two per set (camel 4-D and the annulus at 1.1·10⁶
-        calls: 15 sets of 2^16 instead of 8 of 2^17)."""
-        base = ("identity", "grid")
+        calls: 15 sets of 2^16 instead of 8 of 2^17).
+
+        Up to :data:`~flowint.run.strata.MAX_DIM` dimensions, given the call record and the
+        calls left, also stratified sets (:mod:`flowint.run.strata`), where
+        :meth:`strata_plan` measures them."""
+        out: tuple[str, ...] = ("identity", "grid")
         done = measures.get("identity", [])
-        if self.dim > INTERLACED_MAX_DIM or len(done) < EXPLORE_SIZES:
-            return base
+        if len(done) < EXPLORE_SIZES:
+            return out
         ident = model(done)
-        return (*base, "interlaced") if ident.reliable and ident.a >= SMOOTH_RATE else base
+        if self.dim <= INTERLACED_MAX_DIM and ident.reliable and ident.a >= SMOOTH_RATE:
+            out = (*out, "interlaced")
+        if call is not None and (self.strata_plan(call, ident, left) or {}).get("measure"):
+            out = (*out, "strata")
+        return out
+
+    def strata_plan(self, call: dict[str, Any], ident: Model,
+                    left: float) -> dict[str, Any] | None:
+        """The stratified candidate's grid and measurement, decided once (kept in
+        ``call["strata"]``) when the identity's exploration is done: ``m`` cells per axis,
+        as many as give each at least :data:`STRATA_PILOT` of the identity's points and let a
+        measurement of :data:`EXPLORE_RANDOMIZATIONS` sets of ``n ≥ 2 m^dim`` points take at
+        most :data:`STRATA_SHARE` of the calls left; ``measure`` where the final variance
+        predicted from those points is within :data:`STRATA_GATE` of the identity's and the
+        identity's measured rate is below :data:`SMOOTH_RATE` (a rate that high says the
+        integrand is smooth, whatever a narrow peak makes the coarse cells look like: the
+        two_bumps of ``tests/test_consistency.py`` at 5·10⁴ calls passed the first test on
+        seeds that then ended in interlaced points, and measuring it there took them from
+        interlaced points to a grid that missed the narrow peak);
+        ``sums``, the cells' point counts, sums and sums of squares (the measurement's points
+        are added to them). ``None`` where it does not apply (too many dimensions, no
+        points)."""
+        if "strata" in call:
+            return call["strata"]
+        seen = call.get("seen")
+        if self.dim > STRATA_MAX_DIM or not seen or not ident.reliable:
+            return None
+        n_seen = sum(int(s[0].shape[0]) for s in seen)
+        cap = pow2_floor(STRATA_SHARE * left / EXPLORE_RANDOMIZATIONS)
+        m = cells_per_axis(self.dim, min(n_seen / STRATA_PILOT, cap / 2))
+        plan: dict[str, Any] = {"m": m, "measure": False}
+        if m >= 4:
+            u = torch.cat([s[0] for s in seen])
+            fx = torch.cat([s[1] for s in seen])
+            sums = strata_sums(u, fx, m, self.dim)
+            n = 2 ** math.ceil(math.log2(2 * m**self.dim))
+            sets = 16
+            pred = predicted_var(sums, m, self.dim, left / sets) / sets
+            plan.update(n=n, sums=sums, pilot_sums=sums, predicted=pred, left=left,
+                        measure=pred <= STRATA_GATE * ident.var(left) and ident.a < SMOOTH_RATE)
+        call["strata"] = plan
+        return plan
+
+    def static_model(self, call: dict[str, Any], candidate: str) -> Model:
+        """The :class:`~flowint.run.model.Model` of a static candidate's measurements.
+
+        Where the stratified candidate was measured (its plan saw a jump: a prediction from
+        the identity's points within :data:`STRATA_GATE` of the identity's, which smooth
+        integrands miss by 5,000–10⁶×), the quasi-random candidates' rate is capped at
+        ``1 + 1/dim``, the variance exponent of scrambled nets on an integrand with a jump
+        across a surface (He & Owen 2015): their rate fitted on small sets tends to be
+        higher (the annulus at 1.1·10⁶ calls, seeds 1–10: 1.0–2.1 from sets of 128 to 2,048
+        points; plain RQMC's RMS error is 4.2·10⁻⁵ where a = 2.1 predicts 1.0·10⁻⁵). The
+        stratified candidate's own model is :meth:`strata_model`."""
+        ms = call.get("measures", {}).get(candidate, [])
+        if candidate == "strata":
+            return self.strata_model(call["strata"], ms)
+        return candidate_model(candidate, ms, self.jump_rate(call))
+
+    def jump_rate(self, call: dict[str, Any]) -> float | None:
+        """``1 + 1/dim`` where the stratified candidate was measured (its plan saw a jump),
+        the cap on the quasi-random rate of every other sampler, the trained flow's too (a
+        jump stays a jump through a smooth map); else ``None``."""
+        jump = bool((call.get("strata") or {}).get("measure")) and "strata" in \
+            call.get("measures", {})
+        return 1.0 + 1.0 / self.dim if jump else None
+
+    def strata_model(self, plan: dict[str, Any], measures: list[Any]) -> Model:
+        """The stratified candidate's model, at the final sets' size: the variance that the
+        cells' spreads with the measurement's points added
+        (:func:`~flowint.run.strata.cell_sigmas`) predict for the final allocation with
+        i.i.d. points in each cell, times the ratio of the measured variance to the one
+        those spreads predict for the measurement's own allocation (any spread the cells'
+        points missed, and the order of the points within the cells), times
+        ``(n / n_measured)^(-1/dim)`` for that order: within a cell a jump crosses, a
+        scrambled net's variance falls as ``n_c^-(1+1/dim)`` (He & Owen 2015), and the
+        measurement's cells hold only a few points each. Its exponent is ``1 + 1/dim``.
+        On the annulus at 1.1·10⁶ calls (seeds 1, 3, 4) this predicts 4–6·10⁻¹⁰ against
+        5–11·10⁻¹⁰ measured by the final sets (relative variances); without the last factor
+        it was 3× higher, and training was chosen over it."""
+        ms = [Measurement(*x) for x in measures]
+        last = ms[0]
+        m, dim = int(plan["m"]), self.dim
+        sig = cell_sigmas(plan["sums"], m, dim)
+        pilot = allocate(cell_sigmas(plan["pilot_sums"], m, dim), int(last.n))
+        mean2 = last.mean * last.mean
+        seen = set_var(sig, pilot) / mean2 if mean2 > 0 else math.inf
+        gain = last.var_mean / seen if seen > 0 and math.isfinite(seen) else 1.0
+        n1 = max(pow2_floor(float(plan["left"]) / 16), int(last.n))
+        order = (n1 / last.n) ** (-1.0 / dim)  # the points' order within the cells
+        v1 = set_var(sig, allocate(sig, n1)) / mean2 * gain * order if mean2 > 0 else math.inf
+        if not (math.isfinite(v1) and math.isfinite(last.var_mean)):
+            v1 = math.inf
+        base = model(measures[:1])
+        return Model(n1, v1, 1.0 + 1.0 / dim, base.var_point, base.mean, base.ess)
+
+    def strata_min_set(self, call: dict[str, Any]) -> int:
+        """Fewest points a stratified set may have: a power of two, one point per cell."""
+        m = int((call.get("strata") or {}).get("m", 1))
+        return 2 ** math.ceil(math.log2(max(m**self.dim, 2)))
 
     def explores(self, budget: int, n_train: int | None) -> bool:
         """Whether a call measures the static candidates before training."""
@@ -63,7 +189,8 @@ class StaticDecisions:
         tends to over-predict (camel 2-D: predicted better than the identity, measured 5×
         worse), so it is chosen only where it is predicted clearly better (separable peaks,
         where it wins by orders of magnitude)."""
-        return self._final_var(m, left, goal) * (GRID_PRIOR if candidate == "grid" else 1.0)
+        prior = {"grid": GRID_PRIOR, "strata": STRATA_PRIOR}.get(candidate, 1.0)
+        return self._final_var(m, left, goal) * prior
 
     def _final_var(self, m: Model, left: float, goal: float | None) -> float:
         """A static candidate's predicted final variance (fixed budget) or, with a goal,
