@@ -51,9 +51,9 @@ class IterationRecord:
 
     Attributes:
         phase: ``"warmup"`` (per-axis grid adaptation), ``"train"`` (flow training),
-            ``"identity"``, ``"interlaced"``, ``"grid"`` or ``"flow"`` (quasi-random
-            randomizations measuring that candidate sampler; also final sets abandoned for
-            larger ones,
+            ``"identity"``, ``"interlaced"``, ``"grid"``, ``"strata"`` or ``"flow"``
+            (quasi-random randomizations measuring that candidate sampler; also final sets
+            abandoned for larger ones,
             :mod:`flowint.run.replan`) or ``"final"`` (the frozen sampler; only these, and
             with ``reuse`` late training iterations, enter the final estimate).
         n: integrand evaluations in the iteration.
@@ -114,9 +114,11 @@ class Result:
         method: the sampler of the final estimate: ``"identity"`` (plain randomized
             quasi-Monte Carlo), ``"interlaced"`` (randomized higher-order quasi-Monte Carlo:
             scrambled Sobol digits interlaced, :mod:`flowint.run.interlaced`), ``"grid"``
-            (quasi-random points through a per-axis grid),
-            ``"flow"`` (through the trained flow) or ``"channels"`` (a sign-changing integrand
-            split into its positive and negative parts; see ``channels``).
+            (quasi-random points through a per-axis grid), ``"strata"`` (stratified sets:
+            every cell of a grid sampled, most points where the integrand jumps,
+            :mod:`flowint.run.strata`), ``"flow"`` (through the trained flow) or
+            ``"channels"`` (a sign-changing integrand split into its positive and negative
+            parts; see ``channels``).
         seconds: seconds spent in the integrand (``"f"``), in training (``"train"``: drawing
             the training batches and the gradient steps) and in sampling the measured and
             final samplers (``"sample"``); ``wall_time`` is the whole call.

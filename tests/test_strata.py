@@ -15,7 +15,7 @@ from flowint.run.estimator import Estimator, scrambled_sobol
 from flowint.run.policy import Policy
 from flowint.run.settings import Settings
 from flowint.run.state import Measurement, RunState
-from flowint.run.statics import SMOOTH_RATE, STRATA_GATE
+from flowint.run.statics import JUMP_RATIO, SMOOTH_RATE, STRATA_GATE
 from flowint.run.strata import (
     MAX_DIM,
     NEIGHBOUR_FLOOR,
@@ -204,7 +204,14 @@ def test_the_stratified_model_scales_the_spreads_prediction_by_the_measured_rati
         assert model.a == 1.5 and model.n1 == n1
         assert model.v1 == pytest.approx(expect, rel=1e-9)
     # with stratified sets measured, plain RQMC's fitted rate (2.5) is capped at 1 + 1/dim
-    assert policy.static_model(call, "identity").a == 1.5
+    assert policy.static_model(call, "identity").a == 1.5 and policy.strata_jump(call)
+    # … unless their variance is far below what i.i.d. points in the cells would give: the
+    # cells are smooth inside, no jump; the sets are then not a candidate either
+    smooth, _ = _measured(plan, 0.99 * JUMP_RATIO * seen)
+    assert not policy.strata_jump(smooth) and not policy.static_model(smooth, "strata").reliable
+    assert policy.static_model(smooth, "identity").a == pytest.approx(2.5)
+    edge, _ = _measured(plan, 1.01 * JUMP_RATIO * seen)
+    assert policy.strata_jump(edge) and policy.static_model(edge, "strata").reliable
     del call["measures"]["strata"]
     assert policy.static_model(call, "identity").a == pytest.approx(2.5)
 

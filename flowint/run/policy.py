@@ -2,7 +2,8 @@
 
 Candidates for the final estimate are *samplers* pushed quasi-random points through: the
 identity (plain randomized QMC), a per-axis grid adapted to the exploration points (what VEGAS
-learns), and the flow as trained so far. Each is *measured* in the run: ``k`` scrambled-Sobol
+learns), in few dimensions interlaced points or stratified sets (:mod:`flowint.run.statics`),
+and the flow as trained so far. Each is *measured* in the run: ``k`` scrambled-Sobol
 randomizations at two sizes ``n`` and ``4n`` give the variance of one randomization's mean,
 ``v(n) = v(n1) (n / n1)^-a``, and so the error a final estimate of ``N`` calls would reach.
 Training is the remaining candidate: its per-sample relative standard deviation ``ρ`` falls

@@ -3,9 +3,10 @@ their measured errors compare, and when one is so good that training is not wort
 
 The static candidates are samplers that learn nothing from the calls: the identity (plain
 randomized quasi-Monte Carlo), a per-axis grid adapted to the identity's points (what VEGAS
-learns), and, in few dimensions on smooth integrands, the identity fed interlaced
-(higher-order) quasi-random points (:mod:`flowint.run.interlaced`). Mixed into
-:class:`~flowint.run.policy.Policy`.
+learns), in few dimensions on smooth integrands the identity fed interlaced (higher-order)
+quasi-random points (:mod:`flowint.run.interlaced`), and in few dimensions on integrands with
+a jump stratified sets whose cells' shares of the points follow the identity's points
+(:mod:`flowint.run.strata`). Mixed into :class:`~flowint.run.policy.Policy`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .state import Measurement
 from .strata import MAX_DIM as STRATA_MAX_DIM
 from .strata import allocate, cell_sigmas, cells_per_axis, predicted_var, set_var, strata_sums
 
-__all__ = ["EXPLORE_RANDOMIZATIONS", "EXPLORE_SIZES", "GRID_PRIOR", "SMOOTH_RATE",
+__all__ = ["EXPLORE_RANDOMIZATIONS", "EXPLORE_SIZES", "GRID_PRIOR", "JUMP_RATIO", "SMOOTH_RATE",
            "STRATA_GATE", "STRATA_PILOT", "STRATA_PRIOR", "STRATA_SHARE", "StaticDecisions"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
@@ -43,6 +44,9 @@ STRATA_PILOT = 4
 #: the identity's and the measurement 0.1×: it sees neither the cells' own spreads nor the
 #: order of the points within them).
 STRATA_GATE = 1000.0
+#: Least ratio of the stratified sets' measured variance to that of i.i.d. points in their
+#: cells that shows a jump (:meth:`StaticDecisions.strata_jump`).
+JUMP_RATIO = 0.1
 #: The stratified candidate must be predicted this much better than the others: its
 #: prediction is close (annulus), while a trained flow's ignores the training iterations that
 #: enter its estimate (circles at 10⁵ calls, seed 2: predicted about equal, the flow's final
@@ -123,12 +127,10 @@ class StaticDecisions:
     def static_model(self, call: dict[str, Any], candidate: str) -> Model:
         """The :class:`~flowint.run.model.Model` of a static candidate's measurements.
 
-        Where the stratified candidate was measured (its plan saw a jump: a prediction from
-        the identity's points within :data:`STRATA_GATE` of the identity's, which smooth
-        integrands miss by 5,000–10⁶×), the quasi-random candidates' rate is capped at
-        ``1 + 1/dim``, the variance exponent of scrambled nets on an integrand with a jump
-        across a surface (He & Owen 2015): their rate fitted on small sets tends to be
-        higher (the annulus at 1.1·10⁶ calls, seeds 1–10: 1.0–2.1 from sets of 128 to 2,048
+        Where the stratified sets' measurement shows a jump (:meth:`strata_jump`), the
+        quasi-random candidates' rate is capped at ``1 + 1/dim``, the variance exponent of
+        scrambled nets on an integrand with a jump across a surface (He & Owen 2015): their
+        rate fitted on small sets tends to be higher (the annulus at 1.1·10⁶ calls, seeds 1–10: 1.0–2.1 from sets of 128 to 2,048
         points; plain RQMC's RMS error is 4.2·10⁻⁵ where a = 2.1 predicts 1.0·10⁻⁵). The
         stratified candidate's own model is :meth:`strata_model`."""
         ms = call.get("measures", {}).get(candidate, [])
@@ -137,12 +139,38 @@ class StaticDecisions:
         return candidate_model(candidate, ms, self.jump_rate(call))
 
     def jump_rate(self, call: dict[str, Any]) -> float | None:
-        """``1 + 1/dim`` where the stratified candidate was measured (its plan saw a jump),
-        the cap on the quasi-random rate of every other sampler, the trained flow's too (a
-        jump stays a jump through a smooth map); else ``None``."""
-        jump = bool((call.get("strata") or {}).get("measure")) and "strata" in \
-            call.get("measures", {})
-        return 1.0 + 1.0 / self.dim if jump else None
+        """``1 + 1/dim`` where the stratified sets' measurement shows a jump
+        (:meth:`strata_jump`): the cap on the quasi-random rate of every other sampler, the
+        trained flow's too (a jump stays a jump through a smooth map); else ``None``."""
+        return 1.0 + 1.0 / self.dim if self.strata_jump(call) else None
+
+    def strata_jump(self, call: dict[str, Any]) -> bool:
+        """Whether the stratified sets were measured and their variance is at least
+        :data:`JUMP_RATIO` times what i.i.d. points in their cells would give
+        (:meth:`strata_ratio`): within the cells a jump crosses, a few quasi-random points
+        gain little over i.i.d. ones, while a smooth integrand's cells gain much (over seeds
+        1–20, the annulus 0.12–0.62 at 1.1·10⁶ calls and 0.09–1.4 at 10⁵; the smooth camel
+        2-D and signed camel 2-D at 10⁵, where their plain-RQMC rate measured below
+        :data:`SMOOTH_RATE` and the sets were measured, 0.026–0.16 on all but two seeds,
+        0.28 and 0.47). Without this test the cap made plain RQMC look 50–200× worse than
+        it was on the signed camel 2-D at 10⁵ calls, and half of its seeds ended in
+        stratified sets at 2.3× plain RQMC's error."""
+        plan = call.get("strata") or {}
+        ms = call.get("measures", {}).get("strata")
+        return bool(plan.get("measure")) and bool(ms) and \
+            self.strata_ratio(plan, ms) >= JUMP_RATIO
+
+    def strata_ratio(self, plan: dict[str, Any], measures: list[Any]) -> float:
+        """The stratified sets' measured variance over the one the cells' spreads (with the
+        measurement's points added) predict for i.i.d. points under the measurement's own
+        allocation (``inf`` where that prediction is 0 or the mean is)."""
+        last = Measurement(*measures[0])
+        m, dim = int(plan["m"]), self.dim
+        sig = cell_sigmas(plan["sums"], m, dim)
+        pilot = allocate(cell_sigmas(plan["pilot_sums"], m, dim), int(last.n))
+        mean2 = last.mean * last.mean
+        seen = set_var(sig, pilot) / mean2 if mean2 > 0 else 0.0
+        return last.var_mean / seen if seen > 0 and math.isfinite(seen) else math.inf
 
     def strata_model(self, plan: dict[str, Any], measures: list[Any]) -> Model:
         """The stratified candidate's model, at the final sets' size: the variance that the
@@ -156,22 +184,24 @@ class StaticDecisions:
         measurement's cells hold only a few points each. Its exponent is ``1 + 1/dim``.
         On the annulus at 1.1·10⁶ calls (seeds 1, 3, 4) this predicts 4–6·10⁻¹⁰ against
         5–11·10⁻¹⁰ measured by the final sets (relative variances); without the last factor
-        it was 3× higher, and training was chosen over it."""
-        ms = [Measurement(*x) for x in measures]
-        last = ms[0]
+        it was 3× higher, and training was chosen over it.
+
+        Where the measurement shows no jump (:meth:`strata_jump`) the model is marked
+        unreliable (``ess = 0``), and the candidate is not taken: on a smooth integrand
+        quasi-random points alone do better."""
+        last = Measurement(*measures[0])
         m, dim = int(plan["m"]), self.dim
         sig = cell_sigmas(plan["sums"], m, dim)
-        pilot = allocate(cell_sigmas(plan["pilot_sums"], m, dim), int(last.n))
         mean2 = last.mean * last.mean
-        seen = set_var(sig, pilot) / mean2 if mean2 > 0 else math.inf
-        gain = last.var_mean / seen if seen > 0 and math.isfinite(seen) else 1.0
+        ratio = self.strata_ratio(plan, measures)
         n1 = max(pow2_floor(float(plan["left"]) / 16), int(last.n))
         order = (n1 / last.n) ** (-1.0 / dim)  # the points' order within the cells
-        v1 = set_var(sig, allocate(sig, n1)) / mean2 * gain * order if mean2 > 0 else math.inf
+        v1 = set_var(sig, allocate(sig, n1)) / mean2 * ratio * order if mean2 > 0 else math.inf
         if not (math.isfinite(v1) and math.isfinite(last.var_mean)):
             v1 = math.inf
         base = model(measures[:1])
-        return Model(n1, v1, 1.0 + 1.0 / dim, base.var_point, base.mean, base.ess)
+        ess = base.ess if ratio >= JUMP_RATIO else 0.0
+        return Model(n1, v1, 1.0 + 1.0 / dim, base.var_point, base.mean, ess)
 
     def strata_min_set(self, call: dict[str, Any]) -> int:
         """Fewest points a stratified set may have: a power of two, one point per cell."""
