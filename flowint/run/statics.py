@@ -130,9 +130,10 @@ class StaticDecisions:
         Where the stratified sets' measurement shows a jump (:meth:`strata_jump`), the
         quasi-random candidates' rate is capped at ``1 + 1/dim``, the variance exponent of
         scrambled nets on an integrand with a jump across a surface (He & Owen 2015): their
-        rate fitted on small sets tends to be higher (the annulus at 1.1·10⁶ calls, seeds 1–10: 1.0–2.1 from sets of 128 to 2,048
-        points; plain RQMC's RMS error is 4.2·10⁻⁵ where a = 2.1 predicts 1.0·10⁻⁵). The
-        stratified candidate's own model is :meth:`strata_model`."""
+        rate fitted on small sets tends to be higher (the annulus at 1.1·10⁶ calls, seeds
+        1–10: 1.0–2.1 from sets of 128 to 2,048 points; plain RQMC's RMS error is 4.2·10⁻⁵
+        where a = 2.1 predicts 1.0·10⁻⁵). The stratified candidate's own model is
+        :meth:`strata_model`."""
         ms = call.get("measures", {}).get(candidate, [])
         if candidate == "strata":
             return self.strata_model(call["strata"], ms)
