@@ -99,7 +99,7 @@ def heavy_tail() -> tuple[flowint.Result, list[str]]:
 def narrow_peak_undersampled() -> tuple[flowint.Result, list[str]]:
     # Defaults at 5·10⁴ calls: the exploration's uniform points hardly touch the narrow peak,
     # the policy picks the per-axis grid adapted to them (no training), and the final points
-    # hit the peak only a few times. Observed: 0.7037(43) against 0.998 (pull −69), with the
+    # hit the peak only a few times. Observed: 0.7014(33) against 0.998 (pull −90), with the
     # warning that the error bar itself is uncertain (the weights' kurtosis). (Seeds 31 and 15
     # did this until the quasi-random sets changed — flowint's own scrambling, then nested
     # uniform scrambling; the seeds are the run's only randomness, so a new stream needs a new
@@ -107,13 +107,9 @@ def narrow_peak_undersampled() -> tuple[flowint.Result, list[str]]:
     # *and* was flagged: 8 others missed it with an error bar too small and no warning at all —
     # what no diagnostic can catch when no final point lands on the peak. Since the policy
     # also measures interlaced points (which take some of the exploration's calls), seed 11
-    # ends right; of seeds 1–120, 69 was the only one that missed the peak and was flagged,
-    # 15 others missed it unflagged, every one through the grid. Since it also measures
-    # stratified sets where the exploration's points look like a jump (which moves the
-    # random streams after it), seed 69 ends right; of seeds 1–120, 86 is the only one that
-    # misses the peak and is flagged, 16 others miss it unflagged, every one through the
-    # grid.)
-    return _run(two_bumps, 2, budget=50_000, seed=86)
+    # ends right; of seeds 1–120, 69 is the only one that misses the peak and is flagged
+    # (pull −90), 15 others miss it unflagged, every one through the grid.)
+    return _run(two_bumps, 2, budget=50_000, seed=69)
 
 
 @pytest.fixture(scope="module")
