@@ -515,6 +515,27 @@ def test_rqmc_sets_tiny(tmp_path):
     assert "| gaussian:dim=2 | interlaced | 8 | 8,192 | 4 |" in text
 
 
+def test_strata_plan_tiny(tmp_path):
+    """benchmarks/strata_plan.py: the annulus at 1.1·10⁶ calls is measured and ends in
+    stratified sets, the smooth gaussian 2-D is not measured (its zone is every cell); the
+    policy's own methods are restored afterwards."""
+    import strata_plan
+
+    from flowint.run.policy import Policy
+
+    before = (Policy.strata_plan, Policy.strata_ratio)
+    out = tmp_path / "plan.md"
+    rows = strata_plan.main(["--cases", "annulus", "gaussian:dim=2", "--budgets", "1.1e6",
+                             "--seeds", "1", "--out", str(out)])
+    assert (Policy.strata_plan, Policy.strata_ratio) == before
+    ring, smooth = rows
+    assert ring["measured"] and ring["sampler"] == "strata" and ring["zone"] < 0.5
+    assert ring["ratio"] >= 0.1 and abs(ring["pull"]) < 5
+    assert not smooth["measured"] and smooth["zone"] == 1.0 and math.isnan(smooth["ratio"])
+    text = out.read_text()
+    assert "| annulus | 1,100,000 | 1 | 64 |" in text and "git commit" in text
+
+
 def test_sobol_speed_tiny(tmp_path):
     """benchmarks/sobol_speed.py times the three scramblings and writes one row per (dim,
     size)."""

@@ -39,26 +39,28 @@ STRATA_SHARE = 0.08
 #: Fewest of the identity's exploration points per cell of the stratified candidate's grid.
 STRATA_PILOT = 4
 #: The stratified candidate is measured only where at most this share of its cells show a
-#: spread in their neighbourhood among the identity's points: on the annulus at 1.1·10⁶ calls
-#: (64² cells) 0.21; on every smooth integrand tried, the circles' ridges and the narrow peak
-#: of ``tests/test_consistency.py`` included, 1.0; on the annulus at 10⁵ calls (16² cells)
-#: 0.82, where the cells are too coarse for the jump's cells to be few.
+#: spread in their neighbourhood among the identity's points (``benchmarks/results/
+#: strata_plan.md``, 20 seeds): on the annulus at 1.1·10⁶ calls (64² cells) 0.21; on the
+#: smooth camel, signed camel and gaussian in 2-D and on the circles' ridges 1.0; on the
+#: annulus at 10⁵ calls (16² cells) 0.80–0.83, where the cells are too coarse for the jump's
+#: cells to be few. (A function that is nowhere constant, a jump on a smooth background
+#: included, has a zone of 1: the candidate is for indicators and cuts.)
 STRATA_ZONE = 0.5
 #: The stratified candidate is measured only where its final variance predicted from the
 #: identity's exploration points (i.i.d. points within cells) is below this many times the
 #: identity's: a smooth integrand's quasi-random error falls far faster than a stratified
 #: set's, and the measurement would be wasted. The prediction is pessimistic, for it sees
 #: neither the cells' own spreads nor the order of the points within them: on the annulus at
-#: 1.1·10⁶ calls, seeds 1–10, 0.3–170× the identity's (whose own prediction is optimistic
-#: there), against 5,000–10⁶× on the smooth camel, signed camel and gaussian in 2-D.
+#: 1.1·10⁶ calls 0.27–262× the identity's (whose own prediction is optimistic there), on the
+#: smooth camel, signed camel and gaussian in 2-D 754–10⁵× (``strata_plan.md``): this test
+#: alone would not keep them all out, :data:`STRATA_ZONE` does.
 STRATA_GATE = 1000.0
 #: Least ratio of the stratified sets' measured variance to that of i.i.d. points in their
 #: cells that shows a jump (:meth:`StaticDecisions.strata_jump`).
 JUMP_RATIO = 0.1
 #: The stratified candidate must be predicted this much better than the others: its
-#: prediction is close (annulus), while a trained flow's ignores the training iterations that
-#: enter its estimate (circles at 10⁵ calls, seed 2: predicted about equal, the flow's final
-#: error 2.5× smaller).
+#: prediction is close on the annulus, while a trained flow's ignores the training iterations
+#: that enter its estimate and so errs on the pessimistic side where training goes well.
 STRATA_PRIOR = 2.0
 
 
@@ -136,10 +138,10 @@ class StaticDecisions:
         Where the stratified sets' measurement shows a jump (:meth:`strata_jump`), the
         quasi-random candidates' rate is capped at ``1 + 1/dim``, the variance exponent of
         scrambled nets on an integrand with a jump across a surface (He & Owen 2015): their
-        rate fitted on small sets tends to be higher (the annulus at 1.1·10⁶ calls, seeds
-        1–10: 1.0–2.1 from sets of 128 to 2,048 points; plain RQMC's RMS error is 4.2·10⁻⁵
-        where a = 2.1 predicts 1.0·10⁻⁵). The stratified candidate's own model is
-        :meth:`strata_model`."""
+        rate fitted on small sets tends to be higher (the annulus at 1.1·10⁶ calls, 20
+        seeds: 1.0–2.14 from sets of 128 to 2,048 points, ``strata_plan.md``; extrapolated
+        to sets of 2^16 a rate of 2.1 predicts an error 3.5× smaller than the rate of 1.5
+        does). The stratified candidate's own model is :meth:`strata_model`."""
         ms = call.get("measures", {}).get(candidate, [])
         if candidate == "strata":
             return self.strata_model(call["strata"], ms)
@@ -155,12 +157,11 @@ class StaticDecisions:
         """Whether the stratified sets were measured and their variance is at least
         :data:`JUMP_RATIO` times what i.i.d. points in their cells would give
         (:meth:`strata_ratio`): within the cells a jump crosses, a few quasi-random points
-        gain little over i.i.d. ones, while a smooth integrand's cells gain much (over seeds
-        1–20, the annulus 0.12–0.62 at 1.1·10⁶ calls; the smooth camel 2-D and signed camel
-        2-D at 10⁵ calls, measured under a looser plan than :data:`STRATA_ZONE`, 0.026–0.16
-        on all but two seeds, 0.28 and 0.47). Where the plan lets a smooth integrand through,
-        this keeps the cap from making plain RQMC look far worse than it is (50–200× on the
-        signed camel 2-D at 10⁵ calls under that looser plan)."""
+        gain little over i.i.d. ones, while a smooth integrand's cells gain much (the
+        annulus at 1.1·10⁶ calls: 0.12–0.62 over 20 seeds, ``strata_plan.md``). A safeguard
+        behind :data:`STRATA_ZONE`: where a smooth integrand got through the plan (under a
+        looser first plan, the camel 2-D and signed camel 2-D at 10⁵ calls, mostly 0.03–0.16),
+        the cap made plain RQMC look far worse than it was."""
         plan = call.get("strata") or {}
         ms = call.get("measures", {}).get("strata")
         return bool(plan.get("measure")) and bool(ms) and \
