@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _interrupting import Interrupting
 from _slow_integrands import gauss, gauss_exact
 
 import flowint
@@ -25,19 +26,12 @@ FAST = dict(flow_options={"hidden": 8}, steps_per_batch=2, minibatch=256, batch_
 CAMEL = SignedCamel(dim=2)
 
 
-class Counted:
+class Counted(Interrupting):
     """The signed camel, counting the points it is called with; raises KeyboardInterrupt (a
     Ctrl-C) at its ``at``-th call."""
 
     def __init__(self, at: int | None = None):
-        self.at, self.calls, self.points = at, 0, 0
-
-    def __call__(self, x):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        self.points += int(x.shape[0])
-        return CAMEL(x)
+        super().__init__(CAMEL, at)
 
 
 def quiet(f, budget: int, **settings) -> flowint.Result:

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _interrupting import Interrupting
 
 import flowint
 import integrands
@@ -253,30 +254,16 @@ def test_predicted_var_is_infinite_without_a_point_per_cell_or_an_integral():
     assert predicted_var(zero, 4, 2, 64) == math.inf
 
 
-class _Counted:
-    """The annulus, counting points; a Ctrl-C at its ``at``-th call."""
-
-    def __init__(self, at: int | None = None):
-        self.at, self.calls, self.points = at, 0, 0
-
-    def __call__(self, x):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        self.points += int(x.shape[0])
-        return RING(x)
-
-
 def test_an_interrupted_stratified_run_resumes_to_the_uninterrupted_result(tmp_path):
     run = dict(budget=1_100_000, seed=1, progress=False)
-    total = _Counted()
+    total = Interrupting(RING)
     reference = flowint.integrate(total, 2, **run)
     assert reference.method == "strata"
     path = tmp_path / "strata.ckpt"
     planned, result = [], None
     while result is None:  # a Ctrl-C after every measurement (8 calls of f) and in the final
         try:
-            result = flowint.integrate(_Counted(9), 2, checkpoint=path, **run)
+            result = flowint.integrate(Interrupting(RING, 9), 2, checkpoint=path, **run)
         except KeyboardInterrupt:
             call = torch.load(path, weights_only=True)["state"]["call"] or {}
             planned.append("strata" in call.get("measures", {}))
