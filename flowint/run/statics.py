@@ -137,7 +137,9 @@ class StaticDecisions:
 
         Where the stratified sets' measurement shows a jump (:meth:`strata_jump`), the
         quasi-random candidates' rate is capped at ``1 + 1/dim``, the variance exponent of
-        scrambled nets on an integrand with a jump across a surface (He & Owen 2015): their
+        scrambled nets on an integrand with a jump across a surface (of a net's ``n``
+        elementary boxes only the ``∝ n^(1-1/dim)`` the surface crosses carry variance, each
+        ``∝ 1/n²``; the annulus's plain-RQMC error falls as ``N^-3/4`` in 2-D): their
         rate fitted on small sets tends to be higher (the annulus at 1.1·10⁶ calls, 20
         seeds: 1.0–2.14 from sets of 128 to 2,048 points, ``strata_plan.md``; extrapolated
         to sets of 2^16 a rate of 2.1 predicts an error 3.5× smaller than the rate of 1.5
@@ -187,7 +189,7 @@ class StaticDecisions:
         those spreads predict for the measurement's own allocation (any spread the cells'
         points missed, and the order of the points within the cells), times
         ``(n / n_measured)^(-1/dim)`` for that order: within a cell a jump crosses, a
-        scrambled net's variance falls as ``n_c^-(1+1/dim)`` (He & Owen 2015), and the
+        scrambled net's variance falls as ``n_c^-(1+1/dim)`` (:meth:`static_model`), and the
         measurement's cells hold only a few points each. Its exponent is ``1 + 1/dim``.
         On the annulus at 1.1·10⁶ calls (seeds 1, 3, 4) this predicts 4–6·10⁻¹⁰ against
         5–11·10⁻¹⁰ measured by the final sets (relative variances); without the last factor
