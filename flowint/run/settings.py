@@ -65,7 +65,7 @@ class Settings:
             estimate push their points through a trained flow in float32 — the dtype it was
             trained in, whose training iterations the estimate reuses — unless the final
             estimate is predicted, or asked, to reach a relative error below
-            :data:`~flowint.run.policy.FLOAT32_FLOOR`; the identity, the grid,
+            :data:`~flowint.run.sizing.FLOAT32_FLOOR`; the identity, the grid,
             :meth:`~flowint.Integrator.sample` and :meth:`~flowint.Integrator.estimate` use
             float64).
         qmc: final estimate from independently scrambled Sobol base points.
