@@ -144,8 +144,9 @@ def test_a_stratified_3d_set_is_unbiased_too():
 
 
 def test_the_estimator_passes_a_stratified_set_whole():
-    """Above the Estimator's 4,096-point chunks the set is still allotted as one."""
-    sig = torch.ones(16, dtype=torch.float64)
+    """Above the Estimator's 4,096-point chunks the set is still allotted as one (uneven
+    spreads: chunks allotted one by one would round differently)."""
+    sig = torch.arange(1, 17, dtype=torch.float64) ** 2
     est = Estimator(2, torch.Generator().manual_seed(0), torch.float32)
     u, log_q = est.draw(RunState(), Stratified(2, 4, sig, torch.float32), 10_000, qmc=True)
     assert u.dtype == torch.float32 and float(u.max()) < 1.0
@@ -218,10 +219,15 @@ def test_the_stratified_model_scales_the_spreads_prediction_by_the_measured_rati
     for ratio in (0.5, 2.0):
         call, ms = _measured(plan, ratio * seen)
         model = policy.static_model(call, "strata")
-        n1 = 2 ** int(math.log2(1e6 / 16))
-        expect = set_var(sig, allocate(sig, n1)) / mean**2 * ratio * (n1 / plan["n"]) ** -0.5
-        assert model.a == 1.5 and model.n1 == n1
-        assert model.v1 == pytest.approx(expect, rel=1e-9)
+        for n in (2**13, 2**16):
+            expect = set_var(sig, allocate(sig, n)) / mean**2 * ratio * (n / plan["n"]) ** -0.5
+            assert model.set_var(n) == pytest.approx(expect, rel=1e-9)
+            assert model.var(16 * n, 16) == pytest.approx(expect / 16, rel=1e-9)
+        assert model.a == 1.5 and model.set_var(4095) == math.inf  # under a point per cell
+        # an error target's calls: the smallest power-of-two set (of 16) that meets it
+        goal = model.set_var(2**14) / 16
+        assert model.calls_for(goal) == 16 * 2**14 and model.calls_for(goal * 1.01) == 16 * 2**14
+        assert model.calls_for(goal * 0.99) == 16 * 2**15
     # with stratified sets measured, plain RQMC's fitted rate (2.5) is capped at 1 + 1/dim
     assert policy.static_model(call, "identity").a == 1.5 and policy.strata_jump(call)
     # … unless their variance is far below what i.i.d. points in the cells would give: the
@@ -233,6 +239,56 @@ def test_the_stratified_model_scales_the_spreads_prediction_by_the_measured_rati
     assert policy.strata_jump(edge) and policy.static_model(edge, "strata").reliable
     del call["measures"]["strata"]
     assert policy.static_model(call, "identity").a == pytest.approx(2.5)
+
+
+def test_no_jump_is_read_from_a_zero_mean_or_a_constant_integrand():
+    plan, _, _ = _plan_for(RING, 2)
+    zero, _ = _measured(plan, 1e-3)
+    zero["measures"]["strata"][0][2] = 0.0  # Measurement.mean: the ratio is not finite
+    policy = Policy(2, Settings())
+    assert not policy.strata_jump(zero) and not policy.static_model(zero, "strata").reliable
+    flat, _, _ = _plan_for(lambda u: torch.ones(u.shape[0], dtype=u.dtype), 2)
+    assert flat["zone"] == 0.0 and not flat["measure"]  # no spread anywhere: nothing to gain
+
+
+def test_the_final_sets_keep_a_point_per_cell_when_few_calls_are_left():
+    """A time limit can leave fewer calls than the plan expected: the final sets still have
+    a point in every cell, and the model predicts no variance for smaller ones; a
+    measurement too dear for what is left is skipped."""
+    plan, _, _ = _plan_for(RING, 2)
+    seen = set_var(*(lambda s: (s, allocate(s, plan["n"])))(
+        cell_sigmas(plan["sums"], plan["m"], 2))) / float(RING.exact) ** 2
+    call, _ = _measured(plan, 0.5 * seen)
+    policy = Policy(2, Settings())
+    action = policy.final_action(call, "strata", 20_000, None, [])
+    assert action.n >= 4096 and action.n * action.k <= 20_000
+    assert policy.static_model(call, "strata").var(20_000) == math.inf
+    done = [list(Measurement(n, 8, float(RING.exact), 1e-2 * (n / 128) ** -1.5, 1.0, 1.0))
+            for n in (128, 512, 2048)]  # the identity and the grid measured, a jump's rate
+    fresh = {"strata": plan, "measures": {"identity": done, "grid": done},
+             "explore_n": 128, "history_start": 0, "key": {"budget": 1e6}, "batch": 4000,
+             "train_cap": 5e5}
+    assert policy.static_candidates(fresh["measures"], fresh, 1e6)[-1] == "strata"
+    from flowint.run.state import RunState as _State
+
+    assert policy.next_action(dict(fresh, measures=dict(fresh["measures"])), _State(), 1e6,
+                              None)[:2] == ("measure", "strata")
+    step = policy.next_action(fresh, _State(), 1e5, None)  # 8 × 8,192 > 16 % of 10⁵
+    assert step.candidate != "strata" and "strata" in fresh["explored"]
+
+
+def test_a_rescaled_log_run_keeps_the_cells_sums_in_its_units():
+    """``RunState.rescale`` (``log=True``) moves the plan's sums with the measurements, so
+    the measured ratio is unchanged."""
+    plan, _, _ = _plan_for(RING, 2)
+    call, ms = _measured(plan, 1e-4)
+    state = RunState()
+    state.log_scale, state.call = 0.0, call
+    before = Policy(2, Settings()).strata_ratio(call["strata"], ms)
+    state.rescale(70.0)
+    after = Policy(2, Settings()).strata_ratio(call["strata"], call["measures"]["strata"])
+    assert after == pytest.approx(before, rel=1e-9)
+    assert float(call["strata"]["pilot_sums"][0].sum()) == float(plan["sums"][0].sum())
 
 
 def test_a_ring_ends_in_stratified_sets_at_a_quarter_of_plain_rqmcs_error():

@@ -42,7 +42,14 @@ from .sizing import (
     training_trend,
 )
 from .state import Measurement, RunState
-from .statics import EXPLORE_RANDOMIZATIONS, EXPLORE_SIZES, GRID_PRIOR, SMOOTH_RATE, StaticDecisions
+from .statics import (
+    EXPLORE_RANDOMIZATIONS,
+    EXPLORE_SIZES,
+    GRID_PRIOR,
+    SMOOTH_RATE,
+    STRATA_SHARE,
+    StaticDecisions,
+)
 
 __all__ = ["EXPLORE_RANDOMIZATIONS", "EXPLORE_SIZES", "FLOAT32_FLOOR", "GRID_PRIOR",
            "SMOOTH_RATE", "Action", "Policy", "flow_dtype", "training_trend"]
@@ -171,11 +178,14 @@ class Policy(ChannelDecisions, StaticDecisions):
         n1 = int(call["explore_n"]) if call.get("explore_n") else 0
         for cand in (self.static_candidates(measures, call, left) if n1 else ()):
             done = measures.get(cand, [])
-            if cand == "strata":  # one size: its variance falls as 1/n (or faster)
-                if not done:
-                    return Action("measure", cand, int(call["strata"]["n"]),
-                                  EXPLORE_RANDOMIZATIONS)
-                continue
+            if cand == "strata":  # one size, from its plan
+                n = int(call["strata"]["n"])
+                if done or cand in call.setdefault("explored", []):
+                    continue
+                if n * EXPLORE_RANDOMIZATIONS > 2 * STRATA_SHARE * left:
+                    call["explored"].append(cand)  # too dear for what is left (time limit)
+                    continue
+                return Action("measure", cand, n, EXPLORE_RANDOMIZATIONS)
             if len(done) < EXPLORE_SIZES and cand not in call.setdefault("explored", []):
                 n = n1 * 4 ** len(done)
                 if done and n * EXPLORE_RANDOMIZATIONS > 0.05 * left:
@@ -320,6 +330,9 @@ class Policy(ChannelDecisions, StaticDecisions):
             return Action("final", choice, n, max(int(left // n), 1), planned)
         if goal is None and left >= 2 * MIN_RANDOMIZATIONS:
             size, k = final_sizes(left, self._final_rate(call, choice))
+            if choice == "strata" and size < self.strata_min_set(call):  # a point per cell
+                size = self.strata_min_set(call)
+                k = max(int(left // size), 1)
             return Action("final", choice, size, k, planned)
         calls = left
         if goal is not None:
@@ -351,7 +364,7 @@ class Policy(ChannelDecisions, StaticDecisions):
         gain, when it was not measured at two sizes)."""
         ms = call.get("measures", {}).get(choice, [])
         if choice == "flow":
-            return candidate_model(choice, ms).a if len(ms) >= 2 else 1.0
+            return candidate_model(choice, ms, self.jump_rate(call)).a if len(ms) >= 2 else 1.0
         return self.static_model(call, choice).a if len(ms) >= 2 else 1.0
 
     def calls_needed(self, call: dict[str, Any], choice: str, goal: float,

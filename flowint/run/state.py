@@ -125,9 +125,10 @@ class RunState:
         """Move every value derived from ``f`` to units of ``exp(log_scale)``.
 
         Multiplies the history's means and errors, the measurements' means (their variances
-        are relative), the points kept for the grid and the final weights by
-        ``exp(old - log_scale)``; values far below the new scale underflow to zero, which is
-        what they are beside it. The buffer holds ``log`` targets, which have no unit.
+        are relative), the points kept for the grid, the stratified plan's cell sums (``Σf²``
+        by the square) and the final weights by ``exp(old - log_scale)``; values far below
+        the new scale underflow to zero, which is what they are beside it. The buffer holds
+        ``log`` targets, which have no unit.
         """
         old = self.log_scale
         self.log_scale = float(log_scale)
@@ -142,6 +143,12 @@ class RunState:
                     m[2] *= c  # Measurement.mean (kept as a list)
             for pair in self.call.get("seen", []):
                 pair[1] = pair[1] * c
+            plan = self.call.get("strata") or {}
+            for key in ("sums", "pilot_sums"):  # counts, Σf, Σf² per cell
+                if key in plan:
+                    plan[key] = plan[key] * torch.tensor([[1.0], [c], [c * c]],
+                                                         dtype=plan[key].dtype,
+                                                         device=plan[key].device)
         if self.final is not None:
             self.final["weights"] = [w * c for w in self.final.get("weights", [])]
 

@@ -16,15 +16,16 @@ from typing import Any
 
 import torch
 
+from .estimator import MIN_RANDOMIZATIONS
 from .interlaced import MAX_DIM as INTERLACED_MAX_DIM
-from .model import Model, candidate_model, goal_var, model, pow2_floor
+from .model import MIN_ESS, Model, candidate_model, final_sizes, goal_var, model, pow2_floor
 from .state import Measurement
 from .strata import MAX_DIM as STRATA_MAX_DIM
 from .strata import allocate, cell_sigmas, cells_per_axis, predicted_var, set_var, strata_sums
 
 __all__ = ["EXPLORE_RANDOMIZATIONS", "EXPLORE_SIZES", "GRID_PRIOR", "JUMP_RATIO", "SMOOTH_RATE",
            "STRATA_GATE", "STRATA_PILOT", "STRATA_PRIOR", "STRATA_SHARE", "STRATA_ZONE",
-           "StaticDecisions"]
+           "StaticDecisions", "StrataModel"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
@@ -52,8 +53,9 @@ STRATA_ZONE = 0.5
 #: set's, and the measurement would be wasted. The prediction is pessimistic, for it sees
 #: neither the cells' own spreads nor the order of the points within them: on the annulus at
 #: 1.1·10⁶ calls 0.27–262× the identity's (whose own prediction is optimistic there), on the
-#: smooth camel, signed camel and gaussian in 2-D 754–10⁵× (``strata_plan.md``): this test
-#: alone would not keep them all out, :data:`STRATA_ZONE` does.
+#: smooth camel, signed camel and gaussian in 2-D 754–10⁵× at 1.1·10⁶ calls and 10–1.1·10⁴×
+#: at 10⁵ (``strata_plan.md``): this test alone would not keep them out,
+#: :data:`STRATA_ZONE` does.
 STRATA_GATE = 1000.0
 #: Least ratio of the stratified sets' measured variance to that of i.i.d. points in their
 #: cells that shows a jump (:meth:`StaticDecisions.strata_jump`).
@@ -62,6 +64,64 @@ JUMP_RATIO = 0.1
 #: prediction is close on the annulus, while a trained flow's ignores the training iterations
 #: that enter its estimate and so errs on the pessimistic side where training goes well.
 STRATA_PRIOR = 2.0
+
+
+class StrataModel:
+    """The stratified candidate's :class:`~flowint.run.model.Model` (the same interface): the
+    variance of a set of ``n`` points is the one its allocation gives with i.i.d. points in
+    each cell (:func:`~flowint.run.strata.set_var` of the cells' spreads ``sigmas``), times
+    the measured ``ratio`` (what the spreads miss, and the order of the points within the
+    cells at the measured size ``n_meas``), times ``(n / n_meas)^(-1/dim)``: within a cell a
+    jump crosses, a scrambled net's variance falls as ``n_c^-(1+1/dim)``
+    (:meth:`StaticDecisions.static_model`), and the measurement's cells hold only a few
+    points each. Sets below one point per cell have an infinite variance. Its exponent
+    ``a`` (which sizes the final sets) is ``1 + 1/dim``.
+
+    On the annulus at 1.1·10⁶ calls (seeds 1, 3, 4) this predicts 4–6·10⁻¹⁰ against
+    5–11·10⁻¹⁰ measured by the final sets (relative variances); without the last factor it
+    was 3× higher, and training was chosen over it. Predicting from the allocation at each
+    size, not a power law from one, keeps small sets (where one point per cell takes most
+    of a set) from looking as good as large ones under an error target.
+    """
+
+    def __init__(self, sigmas: torch.Tensor, ratio: float, n_meas: int, dim: int, mean: float,
+                 var_point: float, ess: float):
+        self.sigmas, self.ratio, self.n_meas, self.dim = sigmas, float(ratio), n_meas, dim
+        self.mean, self.var_point, self.ess = mean, var_point, ess
+        self.a = 1.0 + 1.0 / dim
+        self.min_set = 2 ** math.ceil(math.log2(max(sigmas.numel(), 2)))
+
+    @property
+    def reliable(self) -> bool:
+        """As :attr:`Model.reliable`: an effective sample size of at least ``MIN_ESS``."""
+        return self.ess >= MIN_ESS
+
+    def set_var(self, n: float) -> float:
+        """The predicted variance of one set of ``n`` points, relative to the mean squared."""
+        n = int(n)
+        mean2 = self.mean * self.mean
+        if n < self.sigmas.numel() or not mean2 > 0 or not math.isfinite(self.ratio):
+            return math.inf
+        iid = set_var(self.sigmas, allocate(self.sigmas, n)) / mean2
+        return iid * self.ratio * (n / self.n_meas) ** (-1.0 / self.dim)
+
+    def var(self, calls: float, k: int | None = None) -> float:
+        """As :meth:`Model.var`: a final estimate of ``calls`` in ``k`` sets (``None``: as
+        :func:`~flowint.run.model.final_sizes` would draw it)."""
+        if k is None and calls >= 2 * MIN_RANDOMIZATIONS:
+            n, k = final_sizes(calls, self.a)
+        else:
+            k = k or MIN_RANDOMIZATIONS
+            n = max(calls / k, 1.0)
+        return self.set_var(n) / k
+
+    def calls_for(self, goal_var: float, k: int = MIN_RANDOMIZATIONS) -> float:
+        """As :meth:`Model.calls_for`: the calls of ``k`` sets of the smallest power-of-two
+        size, at least one point per cell, whose variance meets ``goal_var``."""
+        n = self.min_set
+        while n < 2**40 and self.set_var(n) / k > goal_var:
+            n *= 2
+        return float(n * k)
 
 
 class StaticDecisions:
@@ -109,7 +169,8 @@ class StaticDecisions:
         and the final variance predicted from those points is within :data:`STRATA_GATE` of
         the identity's; ``sums``, the cells' point counts, sums and sums of squares (the
         measurement's points are added to them). ``None`` where it does not apply (too many
-        dimensions, no points)."""
+        dimensions, no points, or plain RQMC's measurement is unreliable); ``measure`` is
+        also false where no cell has a spread at all (a constant integrand)."""
         if "strata" in call:
             return call["strata"]
         seen = call.get("seen")
@@ -128,11 +189,12 @@ class StaticDecisions:
             pred = predicted_var(sums, m, self.dim, left / sets) / sets
             zone = float((cell_sigmas(sums, m, self.dim) > 0).double().mean())
             plan.update(n=n, sums=sums, pilot_sums=sums, predicted=pred, left=left, zone=zone,
-                        measure=zone <= STRATA_ZONE and pred <= STRATA_GATE * ident.var(left))
+                        measure=0 < zone <= STRATA_ZONE and
+                        pred <= STRATA_GATE * ident.var(left))
         call["strata"] = plan
         return plan
 
-    def static_model(self, call: dict[str, Any], candidate: str) -> Model:
+    def static_model(self, call: dict[str, Any], candidate: str) -> Model | StrataModel:
         """The :class:`~flowint.run.model.Model` of a static candidate's measurements.
 
         Where the stratified sets' measurement shows a jump (:meth:`strata_jump`), the
@@ -166,8 +228,10 @@ class StaticDecisions:
         the cap made plain RQMC look far worse than it was."""
         plan = call.get("strata") or {}
         ms = call.get("measures", {}).get("strata")
-        return bool(plan.get("measure")) and bool(ms) and \
-            self.strata_ratio(plan, ms) >= JUMP_RATIO
+        if not (plan.get("measure") and ms):
+            return False
+        ratio = self.strata_ratio(plan, ms)
+        return math.isfinite(ratio) and ratio >= JUMP_RATIO
 
     def strata_ratio(self, plan: dict[str, Any], measures: list[Any]) -> float:
         """The stratified sets' measured variance over the one the cells' spreads (with the
@@ -181,36 +245,20 @@ class StaticDecisions:
         seen = set_var(sig, pilot) / mean2 if mean2 > 0 else 0.0
         return last.var_mean / seen if seen > 0 and math.isfinite(seen) else math.inf
 
-    def strata_model(self, plan: dict[str, Any], measures: list[Any]) -> Model:
-        """The stratified candidate's model, at the final sets' size: the variance that the
-        cells' spreads with the measurement's points added
-        (:func:`~flowint.run.strata.cell_sigmas`) predict for the final allocation with
-        i.i.d. points in each cell, times the ratio of the measured variance to the one
-        those spreads predict for the measurement's own allocation (any spread the cells'
-        points missed, and the order of the points within the cells), times
-        ``(n / n_measured)^(-1/dim)`` for that order: within a cell a jump crosses, a
-        scrambled net's variance falls as ``n_c^-(1+1/dim)`` (:meth:`static_model`), and the
-        measurement's cells hold only a few points each. Its exponent is ``1 + 1/dim``.
-        On the annulus at 1.1·10⁶ calls (seeds 1, 3, 4) this predicts 4–6·10⁻¹⁰ against
-        5–11·10⁻¹⁰ measured by the final sets (relative variances); without the last factor
-        it was 3× higher, and training was chosen over it.
-
-        Where the measurement shows no jump (:meth:`strata_jump`) the model is marked
-        unreliable (``ess = 0``), and the candidate is not taken: on a smooth integrand
-        quasi-random points alone do better."""
+    def strata_model(self, plan: dict[str, Any], measures: list[Any]) -> StrataModel:
+        """The stratified candidate's model (:class:`StrataModel`): the cells' spreads with
+        the measurement's points added (:func:`~flowint.run.strata.cell_sigmas`), and the
+        ratio of the measured variance to the one those spreads predict for the
+        measurement's own allocation (:meth:`strata_ratio`). Where the measurement shows no
+        jump (:meth:`strata_jump`) it is unreliable (``ess = 0``) and the candidate is not
+        taken: on a smooth integrand quasi-random points alone do better."""
         last = Measurement(*measures[0])
-        m, dim = int(plan["m"]), self.dim
-        sig = cell_sigmas(plan["sums"], m, dim)
-        mean2 = last.mean * last.mean
+        m = int(plan["m"])
         ratio = self.strata_ratio(plan, measures)
-        n1 = max(pow2_floor(float(plan["left"]) / 16), int(last.n))
-        order = (n1 / last.n) ** (-1.0 / dim)  # the points' order within the cells
-        v1 = set_var(sig, allocate(sig, n1)) / mean2 * ratio * order if mean2 > 0 else math.inf
-        if not (math.isfinite(v1) and math.isfinite(last.var_mean)):
-            v1 = math.inf
         base = model(measures[:1])
-        ess = base.ess if ratio >= JUMP_RATIO else 0.0
-        return Model(n1, v1, 1.0 + 1.0 / dim, base.var_point, base.mean, ess)
+        jump = math.isfinite(ratio) and ratio >= JUMP_RATIO
+        return StrataModel(cell_sigmas(plan["sums"], m, self.dim), ratio, int(last.n), self.dim,
+                           base.mean, base.var_point, base.ess if jump else 0.0)
 
     def strata_min_set(self, call: dict[str, Any]) -> int:
         """Fewest points a stratified set may have: a power of two, one point per cell."""

@@ -71,15 +71,15 @@ def cell_index(u: Tensor, m: int) -> Tensor:
 
 
 def strata_sums(u: Tensor, fx: Tensor, m: int, dim: int) -> Tensor:
-    """:func:`add_to_sums` from nothing: ``(3, m^dim)`` float64."""
-    return add_to_sums(torch.zeros(3, m**dim, dtype=torch.float64), u, fx, m)
+    """:func:`add_to_sums` from nothing: ``(3, m^dim)`` float64, on ``u``'s device."""
+    return add_to_sums(torch.zeros(3, m**dim, dtype=torch.float64, device=u.device), u, fx, m)
 
 
 def add_to_sums(sums: Tensor, u: Tensor, fx: Tensor, m: int) -> Tensor:
     """``sums`` (float64, ``(3, K)``: count, ``Σf``, ``Σf²`` per cell) with the points ``u``
     and their values ``fx`` (component 0 of a vector integrand) added."""
-    f = (fx if fx.ndim == 1 else fx[:, 0]).to(torch.float64).cpu()
-    idx = cell_index(u.cpu(), m)
+    f = (fx if fx.ndim == 1 else fx[:, 0]).to(device=sums.device, dtype=torch.float64)
+    idx = cell_index(u.to(sums.device), m)
     k = sums.shape[1]
     out = sums.clone()
     out[0] += torch.bincount(idx, minlength=k).to(torch.float64)
