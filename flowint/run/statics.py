@@ -25,7 +25,7 @@ from .strata import allocate, cell_sigmas, cells_per_axis, predicted_var, set_va
 
 __all__ = ["EXPLORE_RANDOMIZATIONS", "EXPLORE_SIZES", "GRID_PRIOR", "JUMP_RATIO", "SMOOTH_RATE",
            "STRATA_GATE", "STRATA_PILOT", "STRATA_PRIOR", "STRATA_SHARE", "STRATA_ZONE",
-           "StaticDecisions", "StrataModel"]
+           "StaticDecisions", "StrataModel", "shows_jump"]
 
 EXPLORE_RANDOMIZATIONS = 8  # per size
 EXPLORE_SIZES = 3           # sizes n, 4n, 16n per static candidate
@@ -64,6 +64,13 @@ JUMP_RATIO = 0.1
 #: prediction is close on the annulus, while a trained flow's ignores the training iterations
 #: that enter its estimate and so errs on the pessimistic side where training goes well.
 STRATA_PRIOR = 2.0
+
+
+def shows_jump(ratio: float) -> bool:
+    """Whether the stratified sets' measured ratio to i.i.d. points in their cells
+    (:meth:`StaticDecisions.strata_ratio`) shows a jump: finite and at least
+    :data:`JUMP_RATIO`."""
+    return math.isfinite(ratio) and ratio >= JUMP_RATIO
 
 
 class StrataModel:
@@ -188,7 +195,7 @@ class StaticDecisions:
             sets = 16
             pred = predicted_var(sums, m, self.dim, left / sets) / sets
             zone = float((cell_sigmas(sums, m, self.dim) > 0).double().mean())
-            plan.update(n=n, sums=sums, pilot_sums=sums, predicted=pred, left=left, zone=zone,
+            plan.update(n=n, sums=sums, pilot_sums=sums, predicted=pred, zone=zone,
                         measure=0 < zone <= STRATA_ZONE and
                         pred <= STRATA_GATE * ident.var(left))
         call["strata"] = plan
@@ -230,20 +237,23 @@ class StaticDecisions:
         ms = call.get("measures", {}).get("strata")
         if not (plan.get("measure") and ms):
             return False
-        ratio = self.strata_ratio(plan, ms)
-        return math.isfinite(ratio) and ratio >= JUMP_RATIO
+        return shows_jump(self.strata_ratio(plan, ms))
 
     def strata_ratio(self, plan: dict[str, Any], measures: list[Any]) -> float:
         """The stratified sets' measured variance over the one the cells' spreads (with the
         measurement's points added) predict for i.i.d. points under the measurement's own
         allocation (``inf`` where that prediction is 0 or the mean is)."""
+        return self._strata_fit(plan, measures)[1]
+
+    def _strata_fit(self, plan: dict[str, Any], measures: list[Any]) -> tuple[torch.Tensor, float]:
+        """The cells' spreads with the measurement's points added, and :meth:`strata_ratio`."""
         last = Measurement(*measures[0])
         m, dim = int(plan["m"]), self.dim
         sig = cell_sigmas(plan["sums"], m, dim)
         pilot = allocate(cell_sigmas(plan["pilot_sums"], m, dim), int(last.n))
         mean2 = last.mean * last.mean
         seen = set_var(sig, pilot) / mean2 if mean2 > 0 else 0.0
-        return last.var_mean / seen if seen > 0 and math.isfinite(seen) else math.inf
+        return sig, last.var_mean / seen if seen > 0 and math.isfinite(seen) else math.inf
 
     def strata_model(self, plan: dict[str, Any], measures: list[Any]) -> StrataModel:
         """The stratified candidate's model (:class:`StrataModel`): the cells' spreads with
@@ -252,13 +262,10 @@ class StaticDecisions:
         measurement's own allocation (:meth:`strata_ratio`). Where the measurement shows no
         jump (:meth:`strata_jump`) it is unreliable (``ess = 0``) and the candidate is not
         taken: on a smooth integrand quasi-random points alone do better."""
-        last = Measurement(*measures[0])
-        m = int(plan["m"])
-        ratio = self.strata_ratio(plan, measures)
+        sig, ratio = self._strata_fit(plan, measures)
         base = model(measures[:1])
-        jump = math.isfinite(ratio) and ratio >= JUMP_RATIO
-        return StrataModel(cell_sigmas(plan["sums"], m, self.dim), ratio, int(last.n), self.dim,
-                           base.mean, base.var_point, base.ess if jump else 0.0)
+        return StrataModel(sig, ratio, int(Measurement(*measures[0]).n), self.dim, base.mean,
+                           base.var_point, base.ess if shows_jump(ratio) else 0.0)
 
     def strata_min_set(self, call: dict[str, Any]) -> int:
         """Fewest points a stratified set may have: a power of two, one point per cell."""

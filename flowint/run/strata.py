@@ -177,16 +177,19 @@ class Stratified:
         strides = self.m ** torch.arange(self.dim - 1, -1, -1)
         cells = torch.arange(self.m**self.dim)
         self.corners = ((cells.unsqueeze(1) // strides) % self.m).to(torch.float64)
+        self._sets: dict[int, tuple[Tensor, Tensor]] = {}  # n -> (cell of each point, log q)
 
     def transform_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``(u, log q)`` for one whole set of base points ``z`` (shape ``(n, dim)``)."""
         n = z.shape[0]
-        alloc = allocate(self.sigmas, n)
-        idx = torch.repeat_interleave(torch.arange(alloc.numel()), alloc)
+        if n not in self._sets:  # every set of a final estimate has the same size
+            alloc = allocate(self.sigmas, n)
+            idx = torch.repeat_interleave(torch.arange(alloc.numel()), alloc)
+            self._sets[n] = (idx, torch.log(alloc.to(torch.float64) * (alloc.numel() / n))[idx])
+        idx, log_q = self._sets[n]
         u = (self.corners[idx] + z.detach().cpu().to(torch.float64)) / self.m
-        log_q = torch.log(alloc.to(torch.float64) * (alloc.numel() / n))[idx]
         below_one = torch.nextafter(torch.ones((), dtype=self.dtype),
                                     torch.zeros((), dtype=self.dtype))
         out = torch.minimum(u.to(self.dtype), below_one).to(z.device)
-        return out, log_q.to(z.device)
+        return out, log_q.clone().to(z.device)
 
